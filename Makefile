@@ -1,0 +1,34 @@
+# Two commands on a fresh Debian machine, as root: `make demo` and `make test`.
+# Both create .venv and install pinned dependencies (and the few Debian packages
+# the lab needs) on first use; scripts/bootstrap.sh does that work.
+
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.bootstrapped
+
+.PHONY: demo test lint unit lab bench clean
+
+$(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
+	scripts/bootstrap.sh $(VENV)
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/ipkeeper lab demo
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/ip_kit.py
+
+clean:
+	-$(BIN)/ipkeeper lab down
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian machine for ipkeeper's demo and tests: the few Debian
+# packages the lab and tests use, then a virtual environment with the pinned
+# Python dependencies and ipkeeper itself (editable). Safe to run again.
+set -euo pipefail
+venv=${1:-.venv}
+
+# Debian packages: iproute2 and iputils-ping are for humans and tests poking at
+# the lab (the product itself never runs them); python3-venv for the venv.
+need=()
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bootstrap: need root to install: ${need[*]}" >&2
+        exit 1
+    fi
+    echo "bootstrap: installing Debian packages: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q -r requirements.lock
+"$venv/bin/python" -m pip install -q --no-deps -e .
+echo "bootstrap: $venv ready"
