@@ -8,30 +8,13 @@ import sys
 import textwrap
 
 import pytest
-from pyroute2 import IPRoute
 
 from ipkeeper.lab import build, control
 from ipkeeper.lab import netns as ns
 from ipkeeper.testing import run_cli, wait_until
+from tests.conftest import root_snapshot
 
 pytestmark = pytest.mark.lab
-
-
-def root_snapshot() -> tuple[list, list, list]:
-    """Links, addresses and routes of the root namespace, for before/after comparison."""
-    with IPRoute() as ipr:
-        links = sorted((link.get("ifname"), link.get("state")) for link in ipr.link("dump"))
-        addrs = sorted(
-            (a.get("index"), str(a.get("address")), a.get("prefixlen")) for a in ipr.addr("dump")
-        )
-        routes = sorted(
-            tuple(str(x) for x in key)
-            for key in (
-                (r.get("family"), r.get("dst"), r.get("dst_len"), r.get("oif"), r.get("table"))
-                for r in ipr.route("dump")
-            )
-        )
-    return links, addrs, routes
 
 
 def test_up_and_down_leave_the_root_namespace_alone() -> None:

@@ -13,14 +13,16 @@ the daemon, already inside its namespace, uses `socket.socket`.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
 import select
 import socket
 import struct
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 SocketFactory = Callable[[int, int, int], socket.socket]
@@ -60,17 +62,24 @@ def ifindex(sock: socket.socket, ifname: str) -> int:
     return int(struct.unpack("16si", fcntl.ioctl(sock.fileno(), SIOCGIFINDEX, req))[1])
 
 
+@contextlib.contextmanager
 def _packet_socket(
     make_socket: SocketFactory, ifname: str, proto: int
-) -> tuple[socket.socket, bytes]:
-    sock = make_socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
+) -> Iterator[tuple[socket.socket, bytes]]:
+    """An AF_PACKET socket bound to `ifname`, and the interface's MAC.
+
+    Closing a packet socket waits for an RCU grace period in the kernel (about
+    10-25 ms here), so it is closed on a short-lived thread instead of making
+    every probe and announcement wait for it.
+    """
+    # Protocol 0 at creation, the real one at bind: re-binding a socket that
+    # already listens costs another grace period.
+    sock = make_socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         sock.bind((ifname, proto))
-        mac = sock.getsockname()[4]
-    except OSError:
-        sock.close()
-        raise
-    return sock, mac
+        yield sock, sock.getsockname()[4]
+    finally:
+        threading.Thread(target=sock.close, name="close-packet-socket", daemon=True).start()
 
 
 def _receive(sock: socket.socket, deadline: float) -> Iterable[tuple[bytes, tuple]]:
@@ -140,8 +149,7 @@ def arp_probe(
     Sends `probes` probes spread over the first half of `wait` and listens for
     the whole of `wait` (returning at once when a holder answers).
     """
-    sock, own_mac = _packet_socket(make_socket, ifname, ETH_P_ARP)
-    with sock:
+    with _packet_socket(make_socket, ifname, ETH_P_ARP) as (sock, own_mac):
         probe = _arp_frame(own_mac, 1, b"\0\0\0\0", address.packed)
         return _probe(
             sock, probe, lambda f: _arp_claimant(f, address.packed, own_mac), wait, probes
@@ -152,8 +160,7 @@ def gratuitous_arp(
     ifname: str, address: ipaddress.IPv4Address, make_socket: SocketFactory = socket.socket
 ) -> None:
     """Announce that `address` is at this interface's MAC (one gratuitous ARP request)."""
-    sock, own_mac = _packet_socket(make_socket, ifname, ETH_P_ARP)
-    with sock:
+    with _packet_socket(make_socket, ifname, ETH_P_ARP) as (sock, own_mac):
         sock.send(_arp_frame(own_mac, 1, address.packed, address.packed))
 
 
@@ -205,8 +212,7 @@ def dad_probe(
     make_socket: SocketFactory = socket.socket,
 ) -> str | None:
     """Duplicate address detection (RFC 4862) for `address`: the holder's MAC, or None."""
-    sock, own_mac = _packet_socket(make_socket, ifname, ETH_P_IPV6)
-    with sock:
+    with _packet_socket(make_socket, ifname, ETH_P_IPV6) as (sock, own_mac):
         ns = struct.pack("!BBHI", ND_NEIGHBOR_SOLICIT, 0, 0, 0) + address.packed
         frame = _ipv6_frame(own_mac, ipaddress.IPv6Address("::"), _solicited_node(address), ns)
         return _probe(sock, frame, lambda f: _nd_claimant(f, address.packed, own_mac), wait, probes)
@@ -216,8 +222,7 @@ def unsolicited_na(
     ifname: str, address: ipaddress.IPv6Address, make_socket: SocketFactory = socket.socket
 ) -> None:
     """Announce `address` at this interface's MAC to all nodes (override flag set)."""
-    sock, own_mac = _packet_socket(make_socket, ifname, ETH_P_IPV6)
-    with sock:
+    with _packet_socket(make_socket, ifname, ETH_P_IPV6) as (sock, own_mac):
         na = struct.pack("!BBHI", ND_NEIGHBOR_ADVERT, 0, 0, ND_NA_FLAG_OVERRIDE)
         na += address.packed + struct.pack("!BB", 2, 1) + own_mac
         sock.send(_ipv6_frame(own_mac, address, ALL_NODES, na))

@@ -1,0 +1,227 @@
+"""Tunables (R11): shell-style KEY=VALUE lines in /etc/default/ipkeeper.
+
+The file is consulted every time a value is used, so an edit takes effect at
+the next check without a restart; it is only re-parsed when its size, inode
+or modification time changed. An invalid value is reported once (per distinct
+value) and the default used instead; a missing or unreadable file means every
+default. The file is never executed: values are split with shlex.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ipkeeper.tunables")
+
+DEFAULT_PATH = Path("/etc/default/ipkeeper")
+
+
+def _bool01(text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError("must be 0 or 1")
+    return text == "1"
+
+
+def _number(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"must be a {'whole ' if kind is int else ''}number") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Tunable:
+    """One tunable: its name, default, parser and what it does."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    unit: str
+    help: str
+
+
+# The table the README's tunables section is checked against.
+TUNABLES: dict[str, Tunable] = {
+    t.name: t
+    for t in (
+        Tunable(
+            "NOBCASTPING",
+            False,
+            _bool01,
+            "0/1",
+            "1: skip the broadcast ping when no ping list is defined (R9)",
+        ),
+        Tunable(
+            "NOIPUNIQUE",
+            False,
+            _bool01,
+            "0/1",
+            "1: skip the unique-address check before bring-up (R6)",
+        ),
+        Tunable(
+            "IP_PINGTIME",
+            1.0,
+            _number(float, 0.01, 60),
+            "s",
+            "wait for an echo reply, per try (R9)",
+        ),
+        Tunable(
+            "IP_PINGTRIES",
+            3,
+            _number(int, 1, 20),
+            "count",
+            "ping tries before the reachability test fails (R9)",
+        ),
+        Tunable(
+            "IP_PINGPRELOAD",
+            1,
+            _number(int, 1, 20),
+            "count",
+            "echo requests sent at once per try (R9)",
+        ),
+        Tunable(
+            "IP_NOSAVEREPLY",
+            False,
+            _bool01,
+            "0/1",
+            "1: do not remember the first broadcast responder (R9)",
+        ),
+        Tunable(
+            "IP_NOLINKCHECK", False, _bool01, "0/1", "1: skip the link-up step of the check (R9)"
+        ),
+        Tunable(
+            "IP_UNIQUE_WAIT",
+            0.1,
+            _number(float, 0.01, 10),
+            "s",
+            "listen time of the ARP probe / IPv6 DAD (R6)",
+        ),
+        Tunable(
+            "IP_UNIQUE_PROBES",
+            3,
+            _number(int, 1, 10),
+            "count",
+            "probes sent during IP_UNIQUE_WAIT (R6)",
+        ),
+        Tunable(
+            "IP_GARP_COUNT",
+            3,
+            _number(int, 1, 20),
+            "count",
+            "gratuitous ARPs / unsolicited NAs per bring-up (R7)",
+        ),
+    )
+}
+
+
+def register(*tunables: Tunable) -> None:
+    """Add tunables declared by another part of ipkeeper (the daemon's timings)."""
+    for tunable in tunables:
+        TUNABLES[tunable.name] = tunable
+
+
+@dataclass(frozen=True)
+class Effective:
+    """A tunable's value in force and where it came from."""
+
+    name: str
+    value: Any
+    source: str  # "default", "file", or "default (invalid: <reason>)"
+
+
+def parse_lines(text: str) -> dict[str, str]:
+    """KEY=VALUE pairs from shell-style text; comments, blanks and `export` allowed."""
+    values: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].strip()
+        key, sep, rest = line.partition("=")
+        if not sep or not key.isidentifier():
+            continue
+        try:
+            words = shlex.split(rest, comments=True)
+        except ValueError:
+            words = [rest]
+        values[key] = words[0] if words else ""
+    return values
+
+
+class Tunables:
+    """Reads tunables from a file at each use (cheaply: only re-parsed when it changed)."""
+
+    def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int, int] | None = None
+        self._raw: dict[str, str] = {}
+        self._reported: set[tuple[str, str]] = set()
+
+    def _current(self) -> dict[str, str]:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._raw = parse_lines(self.path.read_text()) if stamp else {}
+                except (OSError, UnicodeDecodeError) as exc:
+                    log.warning("tunables: cannot read %s: %s; using defaults", self.path, exc)
+                    self._raw = {}
+            return self._raw
+
+    def effective(self, name: str) -> Effective:
+        """The value of `name` now, with its source; invalid values fall back to the default."""
+        tunable = TUNABLES[name]
+        raw = self._current().get(name)
+        if raw is None:
+            return Effective(name, tunable.default, "default")
+        try:
+            return Effective(name, tunable.parse(raw), "file")
+        except ValueError as exc:
+            if (name, raw) not in self._reported:
+                self._reported.add((name, raw))
+                log.warning(
+                    "tunables: %s=%r in %s %s; using the default %r",
+                    name,
+                    raw,
+                    self.path,
+                    exc,
+                    tunable.default,
+                )
+            return Effective(name, tunable.default, f"default (invalid {raw!r}: {exc})")
+
+    def get(self, name: str) -> Any:
+        """The value of `name` in force right now."""
+        return self.effective(name).value
+
+    def all(self) -> list[Effective]:
+        """Every tunable's value and source, in declaration order."""
+        return [self.effective(name) for name in TUNABLES]
