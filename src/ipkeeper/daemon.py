@@ -1,21 +1,161 @@
-"""`ipkeeperd`: the per-server daemon (a stub until the daemon issue lands)."""
+"""`ipkeeperd`: one process per server that keeps its resources alive.
+
+Wiring only: configuration, store, kits, engine, monitor and API are built
+here and nowhere else; everything else receives what it needs.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import fcntl
+import ipaddress
+import logging
+import os
 import signal
+import socket
 import sys
-import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from ipkeeper import __version__
+from ipkeeper import logging as ipk_logging
+from ipkeeper.api.app import create_app
+from ipkeeper.config import daemon as daemon_config
+from ipkeeper.config.tunables import Tunables
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.monitor import Monitor
+from ipkeeper.engine.reconcile import reconcile
+from ipkeeper.kits.app.kit import AppKit
+from ipkeeper.kits.ip.kit import IPKit
+from ipkeeper.kits.ip.params import IPAddress, IPSpec
+from ipkeeper.kits.registry import KitRegistry
+from ipkeeper.store.db import open_db
+from ipkeeper.store.events import EventLog
+from ipkeeper.store.repo import Repo
+
+log = logging.getLogger("ipkeeper.daemon")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Install nothing."""
+        yield
+
+
+def unix_listener(path: Path) -> socket.socket:
+    """A Unix socket at `path` readable by root only (0600); refuses if a daemon answers there."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with probe:
+            try:
+                probe.connect(str(path))
+            except OSError:
+                path.unlink()
+            else:
+                raise SystemExit(f"ipkeeperd: error: api.socket: another daemon answers on {path}")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(64)
+    return sock
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state directory for the daemon's lifetime."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "ipkeeperd.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(
+            f"ipkeeperd: error: server.state_dir: {state_dir} is in use by another ipkeeperd"
+        ) from None
+    return fd
+
+
+def build_engine(config: daemon_config.DaemonConfig) -> Engine:
+    """Store, tunables, kits and engine for this server."""
+    db = open_db(config.database)
+    repo = Repo(db)
+    tunables = Tunables(config.server.tunables)
+
+    def ping_list(spec: IPSpec) -> list[IPAddress]:
+        return [ipaddress.ip_address(a) for a in repo.ping_list(str(spec.network))]
+
+    kits = KitRegistry(IPKit(tunables, ping_list), AppKit(config.name))
+    return Engine(config.name, repo, EventLog(db, config.name), kits, tunables)
+
+
+async def run(config: daemon_config.DaemonConfig) -> None:
+    """Run until SIGTERM or SIGINT."""
+    engine = build_engine(config)
+    engine.events.add("daemon", f"ipkeeperd {__version__} starting on {config.name}")
+    await reconcile(engine)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    monitor = Monitor(engine)
+    server = _Server(
+        uvicorn.Config(create_app(engine), log_level="warning", lifespan="off", access_log=False)
+    )
+    listener = unix_listener(config.api.socket)
+    tasks = [
+        asyncio.create_task(monitor.run(stop), name="monitor"),
+        asyncio.create_task(server.serve(sockets=[listener]), name="api"),
+    ]
+    engine.events.add("daemon", f"ready; API on {config.api.socket}")
+    stopping = asyncio.create_task(stop.wait(), name="stop")
+    finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in finished if t is not stopping]
+    for task in failed:
+        # A part of the daemon ended on its own: exit non-zero so systemd restarts us.
+        error = task.exception() if not task.cancelled() else None
+        log.critical("%s ended unexpectedly: %r", task.get_name(), error)
+        engine.events.add("daemon", f"{task.get_name()} ended unexpectedly ({error!r}); exiting")
+    stop.set()
+    server.should_exit = True
+    await asyncio.wait([*tasks, stopping], timeout=5)
+    engine.events.add("daemon", "stopped; resources left as they are")
+    config.api.socket.unlink(missing_ok=True)
+    engine.close()
+    engine.repo.db.close()
+    if failed:
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Start, wait for SIGTERM or SIGINT, stop cleanly."""
-    parser = argparse.ArgumentParser(prog="ipkeeperd")
-    parser.add_argument("--config", default="/etc/ipkeeper/ipkeeper.toml")
-    parser.parse_args(argv)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    print("ipkeeperd: started", file=sys.stderr, flush=True)
-    stop.wait()
-    print("ipkeeperd: stopped", file=sys.stderr, flush=True)
+    """Console-script entry point."""
+    parser = argparse.ArgumentParser(prog="ipkeeperd", description="ipkeeper daemon")
+    parser.add_argument("--config", type=Path, default=daemon_config.DEFAULT_CONFIG)
+    parser.add_argument("--version", action="version", version=f"ipkeeperd {__version__}")
+    args = parser.parse_args(argv)
+    try:
+        config = daemon_config.load(args.config)
+    except daemon_config.ConfigError as exc:
+        print(f"ipkeeperd: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    os.umask(0o077)
+    listener = ipk_logging.setup(config.server.log_level)
+    lock = lock_state_dir(config.server.state_dir)
+    try:
+        asyncio.run(run(config))
+    finally:
+        os.close(lock)
+        listener.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -72,3 +72,12 @@ def test_exec_refuses_an_unknown_node(lab: Topology) -> None:
     proc = run_cli("lab", "exec", "s9", "--", "true")
     assert proc.returncode == 1
     assert proc.stderr.startswith("error: name: no lab node 's9'")
+
+
+def test_every_server_runs_its_own_daemon_reached_through_lab_exec(lab: Topology) -> None:
+    import json
+
+    for node in lab.servers:
+        proc = run_cli("lab", "exec", node.name, "--", "ipkeeper", "status", "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["server"] == node.name

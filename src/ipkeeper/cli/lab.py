@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 from rich.table import Table
@@ -79,6 +80,10 @@ def lab_exec(name: str, command: tuple[str, ...]) -> None:
     if not argv:
         fail("command", "missing; usage: ipkeeper lab exec NAME -- CMD...")
     env = dict(os.environ)
+    # The ipkeeper commands of this installation come first on PATH in the lab.
+    env["PATH"] = os.pathsep.join(
+        [os.path.dirname(sys.executable), env.get("PATH", "/usr/bin:/bin")]
+    )
     if node.is_server:
         env.update(control.server_env(node))
     from ipkeeper.lab.nsexec import exec_in

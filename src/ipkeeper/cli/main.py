@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ipkeeper import __version__
+from ipkeeper.cli import commands
 from ipkeeper.cli.lab import lab
 
 
@@ -15,6 +16,7 @@ def cli() -> None:
 
 
 cli.add_command(lab)
+commands.register(cli)
 
 
 def main() -> None:

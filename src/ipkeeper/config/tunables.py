@@ -132,14 +132,29 @@ TUNABLES: dict[str, Tunable] = {
             "count",
             "gratuitous ARPs / unsolicited NAs per bring-up (R7)",
         ),
+        Tunable(
+            "CHECK_INTERVAL",
+            1.0,
+            _number(float, 0.1, 3600),
+            "s",
+            "time between health checks of an in-service resource (R9)",
+        ),
+        Tunable(
+            "RECOVERY_TRIES",
+            1,
+            _number(int, 0, 10),
+            "count",
+            "local recoveries per RECOVERY_WINDOW before the hierarchy fails over (R10)",
+        ),
+        Tunable(
+            "RECOVERY_WINDOW",
+            60.0,
+            _number(float, 1, 86400),
+            "s",
+            "the window RECOVERY_TRIES counts in",
+        ),
     )
 }
-
-
-def register(*tunables: Tunable) -> None:
-    """Add tunables declared by another part of ipkeeper (the daemon's timings)."""
-    for tunable in tunables:
-        TUNABLES[tunable.name] = tunable
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ Guarantees a caller may rely on, for every kit:
   an instance already in service succeeds (and re-announces, re-checks).
 - `remove` takes it out of service; it succeeds when already out of service.
 - `quick_check` only observes; it never changes the system.
+- `probe` answers only "is it active here?" (the address is configured, the
+  application's check passes); a probe on a server that does not hold the
+  resource is never an error.
 - `recover` tries to repair in place; it either succeeds or gives up.
 - Every action returns a KitResult with a one-line reason; no action raises
   for an expected failure. Each runs within its declared timeout (the caller
@@ -66,4 +69,8 @@ class Kit(Protocol):
 
     def recover(self, instance: Instance) -> KitResult:
         """Local recovery: repair in place, or give up."""
+        ...
+
+    def probe(self, instance: Instance) -> bool:
+        """Is it active on this server right now? Observes only (used to reconcile)."""
         ...

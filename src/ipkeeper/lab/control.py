@@ -52,8 +52,8 @@ def current_topology() -> Topology | None:
     return build_topology(max(servers, 1))
 
 
-def up(servers: int = 2, progress: Progress = build._quiet) -> Topology:
-    """Create the lab with `servers` servers, completing a partial one."""
+def up(servers: int = 2, progress: Progress = build._quiet, daemons: bool = True) -> Topology:
+    """Create the lab with `servers` servers, completing a partial one, daemons running."""
     existing = current_topology()
     if existing is not None and len(existing.servers) > servers:
         raise LabError(
@@ -66,6 +66,12 @@ def up(servers: int = 2, progress: Progress = build._quiet) -> Topology:
     (directory / "pids").mkdir(exist_ok=True)
     (directory / "lab.json").write_text(json.dumps({"servers": servers}))
     build.up(topology, progress)
+    if daemons:
+        from ipkeeper.lab import daemons as lab_daemons
+
+        lab_daemons.write_configs(topology)
+        lab_daemons.start_all(topology)
+        progress("daemons")
     return topology
 
 

@@ -43,13 +43,16 @@ def wait_until(
     return last
 
 
-def run_cli(*args: str, check: bool = False, timeout: float = 60.0) -> CompletedProcess[str]:
+def run_cli(
+    *args: str, check: bool = False, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> CompletedProcess[str]:
     """Run the `ipkeeper` command as a user would; returns the finished process."""
     proc = subprocess.run(
         [sys.executable, "-m", "ipkeeper", *args],
         capture_output=True,
         text=True,
         timeout=timeout * timeout_scale(),
+        env={**os.environ, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"ipkeeper {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")

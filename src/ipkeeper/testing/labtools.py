@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from subprocess import CompletedProcess
+from typing import Any, TypeVar
 
+import httpx
 from pyroute2 import IPRoute
 
 from ipkeeper.lab import netns as ns
 from ipkeeper.lab.topology import Node
+from ipkeeper.testing import run_cli
 
 T = TypeVar("T")
 
@@ -55,3 +59,60 @@ def addr_change(node: Node, ifname: str, cidr: str, add: bool) -> None:
 def write_tunables(path: Path, **values: object) -> None:
     """Write a tunables file as an administrator would (KEY=VALUE lines)."""
     path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+class LabServer:
+    """A lab server as a test drives it: through the CLI, its API and its kernel."""
+
+    def __init__(self, node: Node) -> None:
+        from ipkeeper.lab import daemons
+
+        self.node = node
+        self.name = node.name
+        self.socket = daemons.socket_path(node)
+        self.tunables = daemons.tunables_path(node)
+
+    def cli(self, *args: str, timeout: float = 120.0) -> CompletedProcess[str]:
+        """Run `ipkeeper ARGS` against this server's daemon."""
+        return run_cli(*args, timeout=timeout, env={"IPKEEPER_SOCKET": str(self.socket)})
+
+    def json(self, *args: str) -> Any:
+        """Run `ipkeeper ARGS --json`, which must succeed; its parsed output."""
+        proc = self.cli(*args, "--json")
+        assert proc.returncode == 0, f"ipkeeper {' '.join(args)}: {proc.stderr.strip()}"
+        return json.loads(proc.stdout)
+
+    def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the daemon's API directly (fast, for polling); the JSON answer."""
+        transport = httpx.HTTPTransport(uds=str(self.socket))
+        with httpx.Client(transport=transport, base_url="http://ipkeeperd", timeout=60) as http:
+            return http.request(method, f"/api/v1{path}", json=body).json()
+
+    def status(self) -> dict[str, Any]:
+        """GET /api/v1/status."""
+        result: dict[str, Any] = self.api("GET", "/status")
+        return result
+
+    def state(self, tag: str, server: str | None = None) -> str | None:
+        """The state of `tag` on `server` (default: this one) as this daemon reports it."""
+        for res in self.status()["resources"]:
+            if res["tag"] == tag or any(i["tag"] == tag for i in res["servers"].values()):
+                inst = res["servers"].get(server or self.name)
+                return inst["state"] if inst else None
+        return None
+
+    def events(self, tag: str | None = None) -> list[dict[str, Any]]:
+        """The event log (last 500), oldest first."""
+        query = f"?limit=500&tag={tag}" if tag else "?limit=500"
+        events: list[dict[str, Any]] = self.api("GET", f"/events{query}")["events"]
+        return events
+
+    def tune(self, **values: object) -> None:
+        """Write this server's tunables file."""
+        write_tunables(self.tunables, **values)
+
+    def has_address(self, address: str) -> bool:
+        """True when `address` is configured on any interface of this server."""
+        from ipkeeper.kits.ip import netlink
+
+        return on(self.node, lambda: netlink.where_is(ipaddress.ip_address(address))) is not None

@@ -194,6 +194,11 @@ class IPKit:
             return KitResult.success("not checked (restore-and-recover disabled)")
         return self.check.run(instance.tag, spec)
 
+    def probe(self, instance: Instance) -> bool:
+        """True when the address is configured here (on any interface)."""
+        spec = IPSpec.from_props(instance.props)
+        return netlink.where_is(spec.address) is not None
+
     def recover(self, instance: Instance) -> KitResult:
         """R10: re-add and re-announce on the same interface, re-check; or give up."""
         result = self.restore(instance)

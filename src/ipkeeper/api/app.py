@@ -1,0 +1,55 @@
+"""The daemon's HTTP API (R27): FastAPI, every route under /api/v1, errors as JSON.
+
+Routes validate the request and ask the engine; they never touch the store
+or the kernel themselves. An error body is {"error": {"field", "reason"}}.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ipkeeper import __version__
+from ipkeeper.api.routes import events, hierarchy, resources, status
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.errors import OpError
+
+
+def error_body(field: str, reason: str) -> dict[str, Any]:
+    """The JSON of an error response."""
+    return {"error": {"field": field, "reason": reason}}
+
+
+async def _op_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, OpError)
+    return JSONResponse(error_body(exc.field, exc.reason), status_code=exc.status)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    return JSONResponse(
+        error_body(".".join(loc) or "request", first.get("msg", "invalid")), status_code=422
+    )
+
+
+def create_app(engine: Engine) -> FastAPI:
+    """The API of this daemon, acting through `engine`."""
+    app = FastAPI(
+        title="ipkeeper",
+        version=__version__,
+        description="Keeps virtual IP addresses alive across a cluster of Linux servers.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.engine = engine
+    app.add_exception_handler(OpError, _op_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
+    for module in (status, resources, hierarchy, events):
+        app.include_router(module.router)
+    return app

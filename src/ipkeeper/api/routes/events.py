@@ -1,0 +1,44 @@
+"""The event log (R29), as a page and as a live stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from ipkeeper.api.deps import EngineDep
+from ipkeeper.store.events import EventLog
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+@router.get("")
+async def get_events(
+    engine: EngineDep, limit: int = 50, after: int = 0, tag: str | None = None
+) -> dict[str, Any]:
+    """The last LIMIT events after id AFTER, oldest first."""
+    limit = max(1, min(limit, 10000))
+    return {"events": [e.as_dict() for e in engine.events.recent(limit, after, tag)]}
+
+
+@router.get("/stream")
+async def stream_events(engine: EngineDep, after: int = 0) -> StreamingResponse:
+    """New events as server-sent events, as they happen."""
+    return StreamingResponse(event_stream(engine.events, after), media_type="text/event-stream")
+
+
+async def event_stream(events: EventLog, after: int) -> AsyncIterator[str]:
+    """Server-sent events from id `after` on, with a keep-alive comment when idle."""
+    last = after
+    while True:
+        batch = events.recent(1000, last)
+        for event in batch:
+            last = event.id
+            yield f"id: {event.id}\ndata: {json.dumps(event.as_dict(), default=str)}\n\n"
+        if not batch:
+            await events.wait(15.0)
+            if not events.recent(1, last):
+                yield ": keep-alive\n\n"

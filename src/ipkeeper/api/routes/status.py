@@ -1,0 +1,30 @@
+"""Status and tunables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from ipkeeper.api.deps import EngineDep
+from ipkeeper.engine import views
+
+router = APIRouter(prefix="/api/v1", tags=["status"])
+
+
+@router.get("/status")
+async def get_status(engine: EngineDep) -> dict[str, Any]:
+    """Servers, comm paths, hierarchies and every instance's state per server."""
+    return views.status(engine)
+
+
+@router.get("/tunables")
+async def get_tunables(engine: EngineDep) -> dict[str, Any]:
+    """Every tunable's value and where it came from (R11)."""
+    return views.tunables(engine)
+
+
+@router.get("/interfaces")
+async def get_interfaces(engine: EngineDep, address: str, netmask: str) -> dict[str, Any]:
+    """Valid interfaces for a VIP here, best first (R3)."""
+    return await views.interfaces(engine, address, netmask)

@@ -1,0 +1,63 @@
+"""Request bodies of the HTTP API (pydantic validates them; errors name the field)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateIP(_Body):
+    """POST /api/v1/resources/ip."""
+
+    address: str = Field(description="IPv4/IPv6 address or host name (R1)")
+    netmask: str = Field(description="dotted netmask or prefix length (R2)")
+    interface: str | None = Field(
+        default=None, description="default: the best valid interface (R3)"
+    )
+    tag: str | None = Field(default=None, description="default: ip-<address as entered> (R4)")
+    switchback: Literal["intelligent", "automatic"] = "intelligent"
+    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+
+
+class CreateApp(_Body):
+    """POST /api/v1/resources/app."""
+
+    tag: str
+    restore: str
+    remove: str
+    check: str
+    recover: str | None = None
+    timeout: float = Field(default=60.0, ge=1, le=3600)
+    switchback: Literal["intelligent", "automatic"] = "intelligent"
+    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+
+
+class InService(_Body):
+    """POST /api/v1/resources/{tag}/in-service."""
+
+    server: str | None = None
+
+
+class Setting(_Body):
+    """PUT /api/v1/resources/{tag}/settings/{key}."""
+
+    value: str
+
+
+class PingListChange(_Body):
+    """POST /api/v1/resources/{tag}/pinglist."""
+
+    verb: Literal["add", "remove", "clear"]
+    addresses: list[str] = []
+
+
+class Dependency(_Body):
+    """POST /api/v1/dependencies."""
+
+    parent: str
+    child: str

@@ -1,0 +1,269 @@
+"""The resource commands of `ipkeeper` (SPEC.md section 5); each talks to the local daemon."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ipkeeper.cli import render
+from ipkeeper.cli.client import Client, socket_path
+from ipkeeper.cli.output import console, emit_json, err_console, fail
+
+Handler = Callable[..., Any]
+
+
+COMMANDS: list[click.Command] = []
+
+
+@click.group("create")
+def create() -> None:
+    """Create a resource on this server and bring it in service."""
+
+
+COMMANDS.append(create)
+
+
+def daemon_command(
+    group: click.Group | None, name: str, **settings: Any
+) -> Callable[[Handler], click.Command]:
+    """A command taking --json and --socket; the handler gets a Client first.
+
+    It is added to `group`, or to the top-level COMMANDS when `group` is None.
+    """
+
+    def decorate(fn: Handler) -> click.Command:
+        @functools.wraps(fn)
+        def wrapper(as_json: bool, socket: str | None, **kwargs: Any) -> None:
+            fn(Client(socket_path(socket)), as_json, **kwargs)
+
+        wrapper = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
+            wrapper
+        )
+        wrapper = click.option(
+            "--socket", metavar="PATH", help="Daemon API socket (or IPKEEPER_SOCKET)."
+        )(wrapper)
+        command = click.command(name, **settings)(wrapper)
+        if group is None:
+            COMMANDS.append(command)
+        else:
+            group.add_command(command)
+        return command
+
+    return decorate
+
+
+def done(data: dict[str, Any], as_json: bool, message: str) -> None:
+    """Print a result: the JSON, or a sentence and any warnings or notes."""
+    if as_json:
+        emit_json(data)
+        return
+    console.print(message)
+    for note in data.get("warnings", []) + data.get("notes", []):
+        err_console.print(f"[yellow]note:[/yellow] {note}")
+
+
+@daemon_command(None, "status")
+def status(client: Client, as_json: bool) -> None:
+    """Servers, comm paths, hierarchies and states per server."""
+    data = client.call("GET", "/status")
+    if as_json:
+        emit_json(data)
+        return
+    for table in render.status_tables(data):
+        console.print(table)
+
+
+@daemon_command(None, "interfaces")
+@click.option("--address", required=True)
+@click.option("--netmask", required=True)
+def interfaces(client: Client, as_json: bool, address: str, netmask: str) -> None:
+    """Valid interfaces here for a VIP, best first (R3)."""
+    data = client.call("GET", "/interfaces", address=address, netmask=netmask)
+    if as_json:
+        emit_json(data)
+        return
+    if not data["interfaces"]:
+        fail("interface", f"no valid interface for {data['address']} on {data['server']}")
+    for item in data["interfaces"]:
+        console.print(f"{item['name']}\t{item['reason']}")
+
+
+@daemon_command(create, "ip")
+@click.option("--address", required=True, help="IPv4/IPv6 address or host name.")
+@click.option("--netmask", required=True, help="Dotted netmask or prefix length.")
+@click.option("--interface", help="Default: the best valid interface.")
+@click.option("--tag", help="Default: ip-<address>.")
+@click.option(
+    "--priority",
+    type=int,
+    default=1,
+    show_default=True,
+    help="This server's priority (1 = highest).",
+)
+@click.option(
+    "--switchback",
+    type=click.Choice(["intelligent", "automatic"]),
+    default="intelligent",
+    show_default=True,
+)
+def create_ip(client: Client, as_json: bool, **options: Any) -> None:
+    """Create an IP resource (R17)."""
+    data = client.call("POST", "/resources/ip", options)
+    done(data, as_json, f"{data['tag']}: {data['state']}")
+
+
+@daemon_command(create, "app")
+@click.option("--tag", required=True)
+@click.option("--restore", required=True, help="Command that starts it.")
+@click.option("--remove", required=True, help="Command that stops it.")
+@click.option("--check", required=True, help="Command that exits 0 when healthy.")
+@click.option("--recover", help="Command that repairs it in place.")
+@click.option(
+    "--priority",
+    type=int,
+    default=1,
+    show_default=True,
+    help="This server's priority (1 = highest).",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per command.")
+@click.option(
+    "--switchback",
+    type=click.Choice(["intelligent", "automatic"]),
+    default="intelligent",
+    show_default=True,
+)
+def create_app(client: Client, as_json: bool, **options: Any) -> None:
+    """Create an application resource run by your own commands."""
+    data = client.call("POST", "/resources/app", options)
+    done(data, as_json, f"{data['tag']}: {data['state']}")
+
+
+@daemon_command(None, "delete")
+@click.argument("tag")
+def delete(client: Client, as_json: bool, tag: str) -> None:
+    """Delete a hierarchy (and what depends on it) from every server (R20)."""
+    data = client.call("DELETE", f"/resources/{tag}")
+    done(data, as_json, "deleted: " + ", ".join(data["deleted"]))
+
+
+@daemon_command(None, "depend")
+@click.argument("parent")
+@click.argument("child")
+def depend(client: Client, as_json: bool, parent: str, child: str) -> None:
+    """Make PARENT depend on CHILD (R21)."""
+    data = client.call("POST", "/dependencies", {"parent": parent, "child": child})
+    done(data, as_json, f"{parent} now depends on {child}")
+
+
+@daemon_command(None, "undepend")
+@click.argument("parent")
+@click.argument("child")
+def undepend(client: Client, as_json: bool, parent: str, child: str) -> None:
+    """Remove the dependency of PARENT on CHILD."""
+    data = client.call("DELETE", f"/dependencies/{parent}/{child}")
+    done(data, as_json, f"{parent} no longer depends on {child}")
+
+
+@daemon_command(None, "in-service")
+@click.argument("tag")
+@click.option("--server", help="Default: this server.")
+def in_service(client: Client, as_json: bool, tag: str, server: str | None) -> None:
+    """Bring a hierarchy in service on a server (R24)."""
+    data = client.call("POST", f"/resources/{tag}/in-service", {"server": server})
+    done(data, as_json, f"{tag}: {data['state']} on {data['server']}")
+
+
+@daemon_command(None, "out-of-service")
+@click.argument("tag")
+def out_of_service(client: Client, as_json: bool, tag: str) -> None:
+    """Take a hierarchy out of service (R24)."""
+    data = client.call("POST", f"/resources/{tag}/out-of-service")
+    done(data, as_json, f"{tag}: {data['state']}")
+
+
+@daemon_command(None, "show")
+@click.argument("tag")
+@click.option("--server", help="Default: this server.")
+def show(client: Client, as_json: bool, tag: str, server: str | None) -> None:
+    """Every property of a resource (R12)."""
+    data = client.call("GET", f"/resources/{tag}", server=server)
+    if as_json:
+        emit_json(data)
+    else:
+        console.print(render.properties_table(data))
+
+
+@daemon_command(None, "set")
+@click.argument("tag")
+@click.argument("key", type=click.Choice(["source-address", "restore-recover", "switchback"]))
+@click.argument("value")
+def set_(client: Client, as_json: bool, tag: str, key: str, value: str) -> None:
+    """source-address yes|no, restore-recover enable|disable, switchback intelligent|automatic."""
+    data = client.call("PUT", f"/resources/{tag}/settings/{key}", {"value": value})
+    done(data, as_json, f"{tag}: {key} = {value}")
+
+
+@daemon_command(None, "pinglist")
+@click.argument("tag")
+@click.argument("verb", required=False, type=click.Choice(["add", "remove", "clear"]))
+@click.argument("addresses", nargs=-1)
+def pinglist(
+    client: Client, as_json: bool, tag: str, verb: str | None, addresses: tuple[str, ...]
+) -> None:
+    """Show or edit this server's ping list for TAG's subnet (R13)."""
+    if verb is None:
+        if addresses:
+            fail("verb", "add, remove or clear is needed before addresses")
+        data = client.call("GET", f"/resources/{tag}/pinglist")
+    else:
+        data = client.call(
+            "POST", f"/resources/{tag}/pinglist", {"verb": verb, "addresses": list(addresses)}
+        )
+    listed = ", ".join(data["addresses"]) or "(empty: broadcast ping is used)"
+    done(data, as_json, f"{data['subnet']} on {data['server']}: {listed}")
+
+
+@daemon_command(None, "events")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+def events(client: Client, as_json: bool, follow: bool, limit: int) -> None:
+    """The event log: state changes, checks, recoveries, actions, with reasons (R29)."""
+    data = client.call("GET", "/events", limit=limit)
+    last = 0
+    for event in data["events"]:
+        last = event["id"]
+        _print_event(event, as_json)
+    if as_json and not follow:
+        return
+    if follow:
+        for event in client.stream("/events/stream", after=last):
+            _print_event(event, as_json)
+
+
+@daemon_command(None, "tunables")
+def tunables(client: Client, as_json: bool) -> None:
+    """Effective tunables and where each came from (R11)."""
+    data = client.call("GET", "/tunables")
+    if as_json:
+        emit_json(data)
+        return
+    console.print(f"from {data['file']}:")
+    for item in data["tunables"]:
+        console.print(f"{item['name']}={item['value']}\t[dim]{item['source']}[/dim]", markup=True)
+
+
+def register(cli: click.Group) -> None:
+    """Add every resource command to `cli`."""
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(event))
+    else:
+        click.echo(render.event_line(event))

@@ -1,0 +1,152 @@
+"""The daemon's configuration file (TOML; SPEC.md section 5), validated by pydantic.
+
+[server]
+name = "s1"
+state_dir = "/var/lib/ipkeeper"
+tunables = "/etc/default/ipkeeper"
+
+[api]
+socket = "/run/ipkeeper/api.sock"       # root-only, used by the CLI
+listen = "198.18.0.11:7480"             # optional: HTTP API + GUI over TCP
+token_file = "/etc/ipkeeper/api.token"  # bearer token for TCP clients (0600)
+
+[cluster]
+key_file = "/etc/ipkeeper/cluster.key"  # shared HMAC key (0600)
+port = 7470
+quorum = "none"                         # or "majority"
+witness = false
+
+[[peer]]
+name = "s2"
+paths = [{ local = "198.18.0.11", remote = "198.18.0.12" },
+         { local = "198.18.1.11", remote = "198.18.1.12" }]
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = Path("/etc/ipkeeper/ipkeeper.toml")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSection(_Strict):
+    """This server."""
+
+    name: str
+    state_dir: Path = Path("/var/lib/ipkeeper")
+    tunables: Path = Path("/etc/default/ipkeeper")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value):
+            raise ValueError("must be 1-63 letters, digits, '.', '_' or '-'")
+        return value
+
+
+class ApiSection(_Strict):
+    """Where the HTTP API listens."""
+
+    socket: Path = Path("/run/ipkeeper/api.sock")
+    listen: str | None = None
+    token_file: Path | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            ipaddress.ip_address(host.strip("[]"))
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be ADDRESS:PORT")
+        return value
+
+
+class CommPath(_Strict):
+    """One communication path to a peer: a local and a remote address (R25)."""
+
+    local: ipaddress.IPv4Address | ipaddress.IPv6Address
+    remote: ipaddress.IPv4Address | ipaddress.IPv6Address
+
+    @model_validator(mode="after")
+    def _same_family(self) -> CommPath:
+        if self.local.version != self.remote.version:
+            raise ValueError("local and remote must be the same IP version")
+        return self
+
+
+class Peer(_Strict):
+    """Another server of the cluster and the paths that reach it."""
+
+    name: str
+    paths: list[CommPath] = Field(min_length=1)
+    witness: bool = False
+
+
+class ClusterSection(_Strict):
+    """Comm paths, the cluster key and quorum (R25, R30, R32)."""
+
+    key_file: Path = Path("/etc/ipkeeper/cluster.key")
+    port: int = Field(default=7470, gt=0, lt=65536)
+    quorum: Literal["none", "majority"] = "none"
+    witness: bool = False
+
+
+class DaemonConfig(_Strict):
+    """The whole configuration file."""
+
+    server: ServerSection
+    api: ApiSection = ApiSection()
+    cluster: ClusterSection = ClusterSection()
+    peer: list[Peer] = []
+
+    @model_validator(mode="after")
+    def _peers(self) -> DaemonConfig:
+        names = [p.name for p in self.peer]
+        if self.server.name in names:
+            raise ValueError(f"peer: {self.server.name} is this server's own name")
+        if len(set(names)) != len(names):
+            raise ValueError("peer: names must be unique")
+        return self
+
+    @property
+    def name(self) -> str:
+        """This server's name."""
+        return self.server.name
+
+    @property
+    def database(self) -> Path:
+        """The SQLite database file."""
+        return self.server.state_dir / "ipkeeper.db"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used, with a one-line reason."""
+
+
+def load(path: Path) -> DaemonConfig:
+    """Read and validate the configuration at `path`."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return DaemonConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

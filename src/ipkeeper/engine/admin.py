@@ -1,0 +1,261 @@
+"""Administrative operations on existing resources (R19-R21, R24, R13-R15 settings).
+
+Each operation holds the locks of the hierarchy it touches, so two of them
+never interleave on one hierarchy, and reports only after the store has
+committed the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.create import check_switchback
+from ipkeeper.engine.errors import OpError, conflict, not_found
+from ipkeeper.kits.ip import netlink
+from ipkeeper.kits.ip.params import IPSpec, ParamError, parse_ping_list
+from ipkeeper.model.states import ResourceState
+from ipkeeper.store.repo import InstanceRecord, ResourceRecord
+
+
+def resolve(engine: Engine, tag: str) -> ResourceRecord:
+    """The resource called `tag` (on any server), or a 404 error."""
+    rec = engine.repo.resource_by_tag(tag)
+    if rec is None:
+        raise not_found(tag)
+    return rec
+
+
+def local_instance(engine: Engine, rec: ResourceRecord, tag: str) -> InstanceRecord:
+    """This server's instance of `rec`, or an error saying it is not extended here."""
+    inst = rec.instance(engine.server)
+    if inst is None:
+        raise conflict("tag", f"{tag} is not extended to {engine.server}")
+    return inst
+
+
+async def in_service(engine: Engine, tag: str) -> dict[str, Any]:
+    """Bring the hierarchy of `tag` in service on this server (R24)."""
+    rec = resolve(engine, tag)
+    local_instance(engine, rec, tag)
+    async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)) as ids:
+        engine.events.add("admin", f"in service requested on {engine.server}", tag=tag)
+        result = await engine.bring_up(ids, f"in service on {engine.server} (administrator)")
+    if not result.ok:
+        raise OpError("restore", f"{engine.tag(result.failed or rec.id)}: {result.reason}")
+    return {"tag": tag, "server": engine.server, "state": _state(engine, rec.id)}
+
+
+async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
+    """Take the hierarchy of `tag` out of service, parents first (R24)."""
+    rec = resolve(engine, tag)
+    local_instance(engine, rec, tag)
+    async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)) as ids:
+        engine.events.add("admin", "out of service requested", tag=tag)
+        result = await engine.take_down(ids, "out of service (administrator)")
+    if not result.ok:
+        raise OpError("remove", f"{engine.tag(result.failed or rec.id)}: {result.reason}")
+    return {"tag": tag, "state": _state(engine, rec.id)}
+
+
+def _state(engine: Engine, rid: str) -> str | None:
+    state = engine.state(rid)
+    return state.value if state else None
+
+
+async def delete(engine: Engine, tag: str) -> dict[str, Any]:
+    """Delete `tag` and everything that depends on it, taking them out of service first (R20)."""
+    rec = resolve(engine, tag)
+    async with engine.catalog, engine.locks.hold(lambda: engine.hierarchy_of(rec.id)):
+        graph = engine.graph()
+        doomed = {rec.id} | graph.ancestors(rec.id)
+        tags = sorted(engine.tag(r) for r in doomed)
+        with engine.repo.db.transaction():
+            for rid in doomed:
+                current = engine.repo.local_state(rid)
+                if current is not None:
+                    engine.repo.set_state(rid, current.state, current.reason, pending="delete")
+        engine.events.add("admin", f"delete requested: {', '.join(tags)}", tag=tag)
+        result = await finish_delete(engine, doomed)
+    if not result:
+        raise OpError("remove", "could not take everything out of service; see events")
+    return {"deleted": tags}
+
+
+async def finish_delete(engine: Engine, doomed: set[str]) -> bool:
+    """Take `doomed` out of service and delete them; False when a take-down failed."""
+    result = await engine.take_down(doomed, "being deleted")
+    if not result.ok:
+        with engine.repo.db.transaction():
+            for rid in doomed:
+                engine.repo.set_pending(rid, None)
+        return False
+    with engine.repo.db.transaction():
+        for rid in doomed:
+            tag = engine.tag(rid)
+            engine.repo.delete_resource(rid)
+            engine.events.add("deleted", "resource deleted", tag=tag)
+    for rid in doomed:
+        engine.locks.forget(rid)
+    return True
+
+
+async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
+    """Make `parent` depend on `child` (R21); a cycle or a state mismatch is refused."""
+    prec, crec = resolve(engine, parent), resolve(engine, child)
+    async with engine.catalog:
+        cycle = engine.graph().cycle_with(prec.id, crec.id)
+        if cycle is not None:
+            path = " -> ".join(engine.tag(r) for r in cycle)
+            raise conflict("dependency", f"{path} would be a cycle")
+        pstate, cstate = engine.state(prec.id), engine.state(crec.id)
+        if pstate is not None and cstate is not None and pstate.in_service != cstate.in_service:
+            raise conflict(
+                "dependency",
+                f"{parent} is {pstate.value} and {child} is {cstate.value} here; "
+                "bring both in or out of service first",
+            )
+        if pstate is not None and pstate.in_service and cstate is None:
+            raise conflict(
+                "dependency",
+                f"{child} is not extended to {engine.server}, where {parent} is in service",
+            )
+        engine.repo.add_dependency(prec.id, crec.id)
+        engine.repo.bump_version(prec.id)
+        engine.events.add("admin", f"now depends on {child}", tag=parent)
+    return {"parent": parent, "child": child}
+
+
+async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
+    """Remove the dependency of `parent` on `child`."""
+    prec, crec = resolve(engine, parent), resolve(engine, child)
+    async with engine.catalog:
+        if (prec.id, crec.id) not in engine.repo.dependencies():
+            raise OpError("dependency", f"{parent} does not depend on {child}", status=404)
+        engine.repo.remove_dependency(prec.id, crec.id)
+        engine.repo.bump_version(prec.id)
+        engine.events.add("admin", f"no longer depends on {child}", tag=parent)
+    return {"parent": parent, "child": child, "removed": True}
+
+
+SETTINGS = {
+    "source-address": ("source_address", {"yes": True, "no": False}),
+    "restore-recover": ("restore_recover", {"enable": True, "disable": False}),
+}
+
+
+async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[str, Any]:
+    """Change a setting: source-address (R14), restore-recover (R15) or switchback (R23)."""
+    rec = resolve(engine, tag)
+    notes: list[str] = []
+    if key == "switchback":
+        engine.repo.set_switchback(rec.id, check_switchback(value))
+        engine.repo.bump_version(rec.id)
+    elif key in SETTINGS:
+        if rec.kind != "ip":
+            raise OpError("setting", f"{key} applies to IP resources only; {tag} is {rec.kind}")
+        prop, choices = SETTINGS[key]
+        if value not in choices:
+            raise OpError("value", f"{value!r} must be one of {', '.join(choices)}")
+        async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)):
+            notes = _apply_ip_setting(engine, rec, tag, prop, choices[value])
+    else:
+        raise OpError(
+            "setting", f"{key!r} is not a setting (source-address, restore-recover, switchback)"
+        )
+    engine.events.add("admin", f"{key} set to {value}", tag=tag)
+    return {"tag": tag, "setting": key, "value": value, "notes": notes}
+
+
+def _apply_ip_setting(
+    engine: Engine, rec: ResourceRecord, tag: str, prop: str, value: bool
+) -> list[str]:
+    inst = local_instance(engine, rec, tag)
+    props = {**inst.props, prop: value}
+    engine.repo.put_instance(
+        InstanceRecord(inst.resource_id, inst.server, inst.tag, inst.priority, props)
+    )
+    spec = IPSpec.from_props(props)
+    state = engine.state(rec.id)
+    notes = []
+    if prop == "source_address":
+        if value and spec.address.version == 6:
+            notes.append(
+                "source address applies to IPv4 only; it has no effect on this IPv6 resource"
+            )
+        elif state is not None and state.in_service:
+            notes.append("takes effect at the next bring-up")
+        if value and spec.address.version == 4:
+            own = [
+                a
+                for a in netlink.addresses_on(spec.interface)
+                if a.version == 4 and a.ip != spec.address
+            ]
+            if not any(a.ip in spec.network for a in own):
+                notes.append(
+                    f"{spec.network} is not the subnet of this server's own address: all traffic to it will use the VIP"
+                )
+    elif state is not None and state.in_service:
+        new_state = ResourceState.ISP if value else ResourceState.ISU
+        engine.record(
+            rec,
+            new_state,
+            "state",
+            "restore-and-recover "
+            + (
+                "enabled: monitored again"
+                if value
+                else "disabled: no longer checked, address left as it is"
+            ),
+        )
+    return notes
+
+
+async def pinglist(
+    engine: Engine, tag: str, verb: str | None, addresses: list[str]
+) -> dict[str, Any]:
+    """Show or edit this server's ping list for the subnet of `tag` (R13)."""
+    rec = resolve(engine, tag)
+    if rec.kind != "ip":
+        raise OpError("tag", f"{tag} is {rec.kind}; ping lists belong to IP resources")
+    spec = IPSpec.from_props(local_instance(engine, rec, tag).props)
+    subnet = str(spec.network)
+    current = engine.repo.ping_list(subnet)
+    warnings: list[str] = []
+    if verb is not None:
+        if verb not in ("add", "remove", "clear"):
+            raise OpError("verb", f"{verb!r} must be add, remove or clear")
+        if verb != "clear" and not addresses:
+            raise OpError("addresses", f"{verb} needs at least one address")
+        loop = asyncio.get_running_loop()
+        own = await loop.run_in_executor(engine.pool, netlink.own_addresses)
+        try:
+            parsed, warnings = parse_ping_list(addresses, own)
+        except ParamError as exc:
+            raise OpError(exc.field, exc.reason) from None
+        texts = [str(a) for a in parsed]
+        if verb == "add":
+            current = current + [a for a in texts if a not in current]
+        elif verb == "remove":
+            missing = [a for a in texts if a not in current]
+            if missing:
+                raise OpError(
+                    "pinglist", f"{', '.join(missing)} not in the list for {subnet}", status=404
+                )
+            current = [a for a in current if a not in texts]
+        else:
+            current = []
+        engine.repo.set_ping_list(subnet, current)
+        engine.events.add(
+            "admin",
+            f"ping list for {subnet}: {', '.join(current) or 'empty (broadcast ping)'}",
+            tag=tag,
+        )
+    return {
+        "tag": tag,
+        "server": engine.server,
+        "subnet": subnet,
+        "addresses": current,
+        "warnings": warnings,
+    }

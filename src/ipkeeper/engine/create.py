@@ -1,0 +1,169 @@
+"""Creating resources (R17): validate everything, store, bring in service, or change nothing.
+
+A creation is recorded with `pending = create` before the bring-up starts, so
+a crash in the middle is finished (or rolled back) at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.errors import OpError, conflict
+from ipkeeper.kits.app.kit import validate_app
+from ipkeeper.kits.ip import netlink
+from ipkeeper.kits.ip.interfaces import choose
+from ipkeeper.kits.ip.params import (
+    IPSpec,
+    ParamError,
+    check_tag,
+    default_tag,
+    interface_of,
+    parse_address,
+    parse_netmask,
+)
+from ipkeeper.model.states import ResourceState
+from ipkeeper.store.repo import InstanceRecord, ResourceRecord
+
+SWITCHBACK = ("intelligent", "automatic")
+NOT_PROTECTED = "not extended to another server yet: no failover is possible (R17)"
+
+
+def check_switchback(value: str) -> str:
+    """intelligent or automatic (R23)."""
+    if value not in SWITCHBACK:
+        raise OpError("switchback", f"{value!r} must be intelligent or automatic")
+    return value
+
+
+def check_priority(field: str, value: int) -> int:
+    """A priority is 1..999 (1 is the highest)."""
+    if not 1 <= value <= 999:
+        raise OpError(field, f"{value} is out of range 1..999")
+    return value
+
+
+def used_by(engine: Engine, address: str) -> str | None:
+    """The tag of the IP resource that already uses `address` (R5), if any."""
+    for rec in engine.repo.resources():
+        if rec.kind == "ip" and any(i.props.get("address") == address for i in rec.instances):
+            return rec.tag_on(engine.server)
+    return None
+
+
+def check_new_tag(engine: Engine, tag: str) -> str:
+    """A well-formed tag that no resource uses yet (R4)."""
+    try:
+        check_tag(tag)
+    except ParamError as exc:
+        raise OpError(exc.field, exc.reason) from None
+    if engine.repo.resource_by_tag(tag) is not None:
+        raise conflict("tag", f"{tag} already exists")
+    return tag
+
+
+async def ip_spec(
+    engine: Engine, address: str, netmask: str, interface: str | None
+) -> tuple[IPSpec, str]:
+    """Parse and validate an IP resource here (R1-R3, R5); returns the spec and the name entered."""
+    loop = asyncio.get_running_loop()
+    try:
+        addr = await loop.run_in_executor(engine.pool, parse_address, address)
+        prefix = parse_netmask(netmask, addr.version)
+        cidr = interface_of(addr, prefix)
+        interfaces = await loop.run_in_executor(engine.pool, netlink.interfaces)
+        chosen = choose(cidr, interfaces, interface)
+    except ParamError as exc:
+        raise OpError(exc.field, exc.reason) from None
+    owner = used_by(engine, str(addr))
+    if owner is not None:
+        raise conflict("address", f"{addr} is already used by resource {owner} (R5)")
+    return IPSpec(addr, prefix, chosen), address.strip()
+
+
+async def create_ip(
+    engine: Engine,
+    address: str,
+    netmask: str,
+    interface: str | None = None,
+    tag: str | None = None,
+    switchback: str = "intelligent",
+    priority: int = 1,
+) -> dict[str, Any]:
+    """Create an IP resource here and bring it in service (R17)."""
+    check_switchback(switchback)
+    check_priority("priority", priority)
+    async with engine.catalog:
+        spec, entered = await ip_spec(engine, address, netmask, interface)
+        final_tag = check_new_tag(engine, tag or default_tag(entered))
+        return await _create(engine, "ip", final_tag, spec.to_props(), switchback, priority)
+
+
+async def create_app(
+    engine: Engine,
+    tag: str,
+    restore: str,
+    remove: str,
+    check: str,
+    recover: str | None = None,
+    timeout: float = 60.0,
+    switchback: str = "intelligent",
+    priority: int = 1,
+) -> dict[str, Any]:
+    """Create an application resource here and bring it in service."""
+    check_switchback(switchback)
+    check_priority("priority", priority)
+    commands = {
+        "restore": restore,
+        "remove": remove,
+        "check": check,
+        "recover": recover,
+        "timeout": timeout,
+    }
+    loop = asyncio.get_running_loop()
+    async with engine.catalog:
+        check_new_tag(engine, tag)
+        try:
+            props = await loop.run_in_executor(engine.pool, validate_app, commands)
+        except ValueError as exc:
+            field, _, reason = str(exc).partition(": ")
+            raise OpError(field, reason) from None
+        return await _create(engine, "app", tag, props, switchback, priority)
+
+
+async def _create(
+    engine: Engine, kind: str, tag: str, props: dict[str, Any], switchback: str, priority: int
+) -> dict[str, Any]:
+    rid = uuid.uuid4().hex
+    record = ResourceRecord(
+        rid, kind, switchback, 1, (InstanceRecord(rid, engine.server, tag, priority, props),)
+    )
+    with engine.repo.db.transaction():
+        engine.repo.insert_resource(record)
+        engine.repo.set_state(rid, ResourceState.OSU, "being created", pending="create")
+    engine.events.add("create", f"creating {kind} resource", tag=tag, props=props)
+    return await finish_create(engine, rid)
+
+
+async def finish_create(engine: Engine, rid: str) -> dict[str, Any]:
+    """Bring a just-created resource in service, or delete it again if that fails."""
+    rec = engine.repo.resource(rid)
+    assert rec is not None
+    tag = rec.tag_on(engine.server)
+    async with engine.locks.hold(lambda: {rid}):
+        result = await engine.bring_up({rid}, "created")
+    if not result.ok:
+        engine.repo.delete_resource(rid)
+        engine.events.add("create-failed", f"not created: {result.reason}", tag=tag)
+        field = {"unique": "address", "interface": "interface"}.get(result.step or "", "restore")
+        raise OpError(field, f"bring-up failed, nothing created: {result.reason}")
+    engine.events.add("created", f"{rec.kind} resource in service on {engine.server}", tag=tag)
+    state = engine.state(rid)
+    return {
+        "tag": tag,
+        "type": rec.kind,
+        "state": state.value if state else None,
+        "warnings": [NOT_PROTECTED],
+    }

@@ -1,0 +1,97 @@
+"""Pure decisions: what the engine should do, and the one-line reason why.
+
+No I/O, no clock, no globals: every input is an argument, so priorities,
+recovery budgets and start-up reconciliation are plain unit tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ipkeeper.model.states import KitResult, Outcome, ResourceState
+
+
+class Action(StrEnum):
+    """What to do next about a resource or hierarchy."""
+
+    NOTHING = "nothing"
+    RECOVER = "recover"  # local recovery on this server (R10)
+    FAIL_OVER = "fail-over"  # move the hierarchy to `target` (R22)
+    STOP = "stop"  # take the hierarchy out of service as OSF
+    ADOPT = "adopt"  # active and recorded in service: keep it, monitor it
+    RESTORE = "restore"  # bring (back) in service here
+    REMOVE = "remove"  # take out of service here
+    FINISH_CREATE = "finish-create"
+    FINISH_DELETE = "finish-delete"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An action, its one-line reason, and the server it concerns, if another."""
+
+    action: Action
+    reason: str
+    target: str | None = None
+
+
+def on_check_failure(result: KitResult, recoveries_in_window: int, budget: int) -> Decision:
+    """After a failed quick_check: recover locally while the budget lasts (R10)."""
+    failed = f"quick_check failed ({result.reason})"
+    if result.outcome is Outcome.FAILED_CONFIG:
+        return Decision(Action.STOP, f"{failed}; not recoverable as configured")
+    if recoveries_in_window >= budget:
+        return Decision(
+            Action.FAIL_OVER,
+            f"{failed}; local recovery budget spent ({recoveries_in_window}/{budget})",
+        )
+    return Decision(Action.RECOVER, f"{failed}; local recovery {recoveries_in_window + 1}/{budget}")
+
+
+def failover_target(
+    priorities: dict[str, int],
+    alive: set[str],
+    exclude: set[str] = frozenset(),  # type: ignore[assignment]
+) -> str | None:
+    """The live server with the best (lowest) priority, not in `exclude` (R22)."""
+    candidates = [(p, s) for s, p in priorities.items() if s in alive and s not in exclude]
+    return min(candidates)[1] if candidates else None
+
+
+def on_local_failure(
+    why: str, priorities: dict[str, int], alive: set[str], here: str, may_take_over: bool = True
+) -> Decision:
+    """When a hierarchy cannot be kept here: fail over to the next priority, or stop."""
+    target = failover_target(priorities, alive, exclude={here})
+    if target is None:
+        return Decision(Action.STOP, f"{why}; no other live server can take it over")
+    if not may_take_over:
+        return Decision(Action.STOP, f"{why}; no quorum, so no failover")
+    return Decision(
+        Action.FAIL_OVER, f"{why}; failing over to {target} (priority {priorities[target]})", target
+    )
+
+
+def reconcile(state: ResourceState | None, pending: str | None, active: bool) -> Decision:
+    """At start-up: what the store says against what the system shows.
+
+    An interrupted action is finished; an instance recorded in service but not
+    active is restored; one active but recorded out of service is removed.
+    """
+    seen = "active" if active else "not active"
+    if pending == "create":
+        return Decision(Action.FINISH_CREATE, f"creation was interrupted ({seen}): finishing it")
+    if pending == "delete":
+        return Decision(Action.FINISH_DELETE, f"deletion was interrupted ({seen}): finishing it")
+    if pending == "restore":
+        return Decision(Action.RESTORE, f"bring-up was interrupted ({seen}): bringing it up")
+    if pending == "remove":
+        return Decision(Action.REMOVE, f"take-down was interrupted ({seen}): taking it down")
+    recorded_in = state is not None and state.in_service
+    if recorded_in and active:
+        return Decision(Action.ADOPT, "recorded in service and active: adopted")
+    if recorded_in:
+        return Decision(Action.RESTORE, "recorded in service but not active: bringing it up")
+    if active:
+        return Decision(Action.REMOVE, "recorded out of service but active: taking it down")
+    return Decision(Action.NOTHING, "out of service, as recorded")

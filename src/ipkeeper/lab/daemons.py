@@ -1,0 +1,152 @@
+"""The ipkeeperd of every lab server: its configuration, start, stop and kill.
+
+Each server gets its own directory under the lab directory holding its
+configuration, tunables file, state directory (the SQLite database) and API
+socket. Comm paths go over both networks, eth0 and eth1 (SPEC.md section 5).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from ipkeeper.lab import control
+from ipkeeper.lab import netns as ns
+from ipkeeper.lab.topology import COMM_PORT, Node, Topology
+
+
+def server_dir(node: Node) -> Path:
+    """The lab server's own directory."""
+    return control.lab_dir() / node.name
+
+
+def config_path(node: Node) -> Path:
+    """The lab server's ipkeeperd configuration file."""
+    return server_dir(node) / "ipkeeper.toml"
+
+
+def tunables_path(node: Node) -> Path:
+    """The lab server's tunables file (its /etc/default/ipkeeper)."""
+    return server_dir(node) / "tunables"
+
+
+def socket_path(node: Node) -> Path:
+    """The lab server's API socket."""
+    return server_dir(node) / "api.sock"
+
+
+def key_path() -> Path:
+    """The lab cluster's shared key."""
+    return control.lab_dir() / "cluster.key"
+
+
+def render_config(topology: Topology, node: Node, quorum: str = "none") -> str:
+    """The TOML configuration of lab server `node`."""
+    here = server_dir(node)
+    lines = [
+        "[server]",
+        f'name = "{node.name}"',
+        f'state_dir = "{here / "state"}"',
+        f'tunables = "{tunables_path(node)}"',
+        "",
+        "[api]",
+        f'socket = "{socket_path(node)}"',
+        "",
+        "[cluster]",
+        f'key_file = "{key_path()}"',
+        f"port = {COMM_PORT}",
+        f'quorum = "{quorum}"',
+    ]
+    for peer in topology.servers:
+        if peer is node:
+            continue
+        paths = ", ".join(
+            f'{{ local = "{node.address(ifname).ip}", remote = "{peer.address(ifname).ip}" }}'
+            for ifname in ("eth0", "eth1")
+        )
+        lines += ["", "[[peer]]", f'name = "{peer.name}"', f"paths = [{paths}]"]
+    return "\n".join(lines) + "\n"
+
+
+def write_configs(topology: Topology, quorum: str = "none") -> None:
+    """Write every server's configuration, the tunables files and the cluster key."""
+    key = key_path()
+    if not key.exists():
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    for node in topology.servers:
+        server_dir(node).mkdir(parents=True, exist_ok=True)
+        config_path(node).write_text(render_config(topology, node, quorum))
+        tunables = tunables_path(node)
+        if not tunables.exists():
+            tunables.write_text("# ipkeeper tunables for the lab (see `ipkeeper tunables`)\n")
+
+
+def daemon_name(node: Node) -> str:
+    """The name the lab records the daemon's PID under."""
+    return f"ipkeeperd-{node.name}"
+
+
+def pid(node: Node) -> int | None:
+    """PID of the lab server's running daemon, or None."""
+    found = control.recorded_pids().get(daemon_name(node))
+    return found if found is not None and ns.alive(found) else None
+
+
+def answers(node: Node) -> bool:
+    """True when the daemon's API socket accepts a connection."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with sock:
+        sock.settimeout(0.5)
+        try:
+            sock.connect(str(socket_path(node)))
+        except OSError:
+            return False
+    return True
+
+
+def start(node: Node, wait: float = 30.0) -> int:
+    """Start the server's daemon (unless running) and wait until its API answers."""
+    running = pid(node)
+    if running is None:
+        argv = [sys.executable, "-m", "ipkeeper.daemon", "--config", str(config_path(node))]
+        running = control.spawn(node, daemon_name(node), argv)
+    deadline = time.monotonic() + wait
+    while not answers(node):
+        if not ns.alive(running):
+            log = control.lab_dir() / f"{daemon_name(node)}.log"
+            tail = log.read_text().strip().splitlines()[-1:] if log.exists() else []
+            raise control.LabError(
+                node.name, f"ipkeeperd exited: {' '.join(tail) or 'see its log'}"
+            )
+        if time.monotonic() > deadline:
+            raise control.LabError(node.name, f"ipkeeperd did not answer within {wait:.0f}s")
+        time.sleep(0.05)
+    return running
+
+
+def stop(node: Node, grace: float = 10.0) -> None:
+    """Stop the server's daemon gracefully (SIGTERM, then SIGKILL after `grace`)."""
+    control.stop(daemon_name(node), grace)
+
+
+def kill(node: Node) -> None:
+    """kill -9 the server's daemon, as a crash would."""
+    found = pid(node)
+    if found is not None:
+        os.kill(found, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while ns.alive(found) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def start_all(topology: Topology) -> None:
+    """Start every server's daemon."""
+    for node in topology.servers:
+        start(node)

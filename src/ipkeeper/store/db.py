@@ -1,0 +1,155 @@
+"""The per-server SQLite database: WAL, full sync, foreign keys, versioned schema.
+
+Every change that matters is made in a transaction (`with db.transaction():`)
+and committed before it is reported, so a crash at any instant leaves either
+the old or the new state (R31). The schema carries a version; `open_db`
+applies the migrations a database is missing, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE resources(
+        id          TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        switchback  TEXT NOT NULL DEFAULT 'intelligent'
+                    CHECK (switchback IN ('intelligent', 'automatic')),
+        version     INTEGER NOT NULL DEFAULT 1,
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE TABLE instances(
+        resource_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+        server      TEXT NOT NULL,
+        tag         TEXT NOT NULL,
+        priority    INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 999),
+        props       TEXT NOT NULL,
+        PRIMARY KEY (resource_id, server),
+        UNIQUE (resource_id, priority),
+        UNIQUE (server, tag)
+    );
+    CREATE TABLE dependencies(
+        parent_id   TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+        child_id    TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+        PRIMARY KEY (parent_id, child_id),
+        CHECK (parent_id <> child_id)
+    );
+    CREATE TABLE local_state(
+        resource_id TEXT PRIMARY KEY REFERENCES resources(id) ON DELETE CASCADE,
+        state       TEXT NOT NULL CHECK (state IN ('ISP', 'ISU', 'OSU', 'OSF')),
+        pending     TEXT CHECK (pending IN ('create', 'restore', 'remove', 'delete')),
+        reason      TEXT NOT NULL DEFAULT '',
+        since       REAL NOT NULL
+    );
+    CREATE TABLE tombstones(
+        resource_id TEXT PRIMARY KEY,
+        tag         TEXT NOT NULL,
+        version     INTEGER NOT NULL,
+        deleted_at  REAL NOT NULL
+    );
+    CREATE TABLE ping_lists(
+        subnet      TEXT PRIMARY KEY,
+        addresses   TEXT NOT NULL
+    );
+    CREATE TABLE events(
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts          REAL NOT NULL,
+        server      TEXT NOT NULL,
+        tag         TEXT,
+        kind        TEXT NOT NULL,
+        message     TEXT NOT NULL,
+        details     TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_tag ON events(tag);
+    CREATE TABLE settings(
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    );
+    """,
+}
+
+
+class Database:
+    """One connection to the server's database, shared under a lock.
+
+    The daemon's event loop does all writes; API handlers and the monitor
+    read through the same object. Transactions nest as savepoints.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
+        self._depth = 0
+        for pragma in (
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "foreign_keys=ON",
+            "busy_timeout=5000",
+        ):
+            self._conn.execute(f"PRAGMA {pragma}")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A transaction (a savepoint when nested): committed on exit, rolled back on error."""
+        with self._lock:
+            name = f"sp{self._depth}"
+            self._conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self._conn
+            except BaseException:
+                self._depth -= 1
+                self._conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
+                if self._depth:
+                    self._conn.execute(f"RELEASE {name}")
+                raise
+            self._depth -= 1
+            self._conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        """Rows of a read-only query."""
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def schema_version(self) -> int:
+        """The version of the schema this database has."""
+        with self._lock:
+            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def open_db(path: Path) -> Database:
+    """Open (creating if needed) and migrate the database at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = Database(path)
+    current = db.schema_version()
+    if current > SCHEMA_VERSION:
+        db.close()
+        raise RuntimeError(
+            f"{path}: schema version {current} is newer than this ipkeeper ({SCHEMA_VERSION})"
+        )
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with db.transaction() as conn:
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+    return db
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

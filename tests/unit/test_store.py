@@ -1,0 +1,92 @@
+"""The SQLite store: schema, transactions, states, tombstones."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ipkeeper.model.states import ResourceState
+from ipkeeper.store.db import SCHEMA_VERSION, open_db
+from ipkeeper.store.events import EventLog
+from ipkeeper.store.repo import InstanceRecord, Repo, ResourceRecord
+
+
+def make(repo: Repo, rid: str = "r1", tag: str = "ip-a") -> ResourceRecord:
+    rec = ResourceRecord(
+        rid,
+        "ip",
+        "intelligent",
+        1,
+        (InstanceRecord(rid, "s1", tag, 1, {"address": "198.18.0.50"}),),
+    )
+    repo.insert_resource(rec)
+    return rec
+
+
+def test_schema_is_versioned_and_reopening_keeps_data(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    assert db.schema_version() == SCHEMA_VERSION
+    make(Repo(db))
+    db.close()
+    again = Repo(open_db(tmp_path / "db"))
+    assert again.resource_by_tag("ip-a") is not None
+    assert again.db.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "db")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this ipkeeper"):
+        open_db(tmp_path / "db")
+
+
+def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
+    repo = Repo(open_db(tmp_path / "db"))
+    with pytest.raises(sqlite3.IntegrityError), repo.db.transaction():
+        make(repo, "r1", "ip-a")
+        make(repo, "r2", "ip-a")  # same tag on the same server: refused
+    assert repo.resources() == []
+
+
+def test_states_pending_and_since(tmp_path: Path) -> None:
+    repo = Repo(open_db(tmp_path / "db"))
+    make(repo)
+    first = repo.set_state("r1", ResourceState.OSU, "created", pending="create")
+    assert first.pending == "create"
+    same = repo.set_state("r1", ResourceState.OSU, "still")
+    assert same.since == first.since and same.pending is None
+    moved = repo.set_state("r1", ResourceState.ISP, "up")
+    assert moved.since >= first.since and moved.state is ResourceState.ISP
+    with pytest.raises(ValueError, match="pending"):
+        repo.set_state("r1", ResourceState.ISP, "x", pending="bogus")
+
+
+def test_delete_leaves_a_tombstone_and_cascades(tmp_path: Path) -> None:
+    repo = Repo(open_db(tmp_path / "db"))
+    make(repo, "r1", "ip-a")
+    make(repo, "r2", "app")
+    repo.add_dependency("r2", "r1")
+    repo.set_state("r1", ResourceState.ISP, "up")
+    repo.delete_resource("r1")
+    assert repo.resource("r1") is None
+    assert repo.tombstone("r1") == 2
+    assert repo.dependencies() == []
+    assert repo.local_state("r1") is None
+
+
+def test_ping_lists_and_events(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    repo = Repo(db)
+    repo.set_ping_list("198.18.0.0/24", ["198.18.0.1"])
+    assert repo.ping_list("198.18.0.0/24") == ["198.18.0.1"]
+    repo.set_ping_list("198.18.0.0/24", [])
+    assert repo.ping_list("198.18.0.0/24") == []
+    log = EventLog(db, "s1")
+    first = log.add("admin", "one", tag="t")
+    log.add("admin", "two")
+    assert [e.message for e in log.recent(10)] == ["one", "two"]
+    assert [e.message for e in log.recent(10, after=first.id)] == ["two"]
+    assert [e.message for e in log.recent(10, tag="t")] == ["one"]
