@@ -24,9 +24,13 @@ import uvicorn
 from ipkeeper import __version__
 from ipkeeper import logging as ipk_logging
 from ipkeeper.api.app import create_app
+from ipkeeper.cluster.node import ClusterNode
+from ipkeeper.cluster.service import ClusterService
+from ipkeeper.cluster.wire import KeyFileError, load_key
 from ipkeeper.config import daemon as daemon_config
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.core import Engine
+from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.app.kit import AppKit
@@ -98,24 +102,69 @@ def build_engine(config: daemon_config.DaemonConfig) -> Engine:
     return Engine(config.name, repo, EventLog(db, config.name), kits, tunables)
 
 
+def join_cluster(
+    config: daemon_config.DaemonConfig, engine: Engine, stop: asyncio.Event
+) -> tuple[ClusterService, Failover, asyncio.Task[None]]:
+    """Comm paths, the cluster service and the failover logic, the paths running."""
+    try:
+        key = load_key(config.cluster.key_file)
+    except KeyFileError as exc:
+        raise SystemExit(f"ipkeeperd: error: cluster.key_file: {exc}") from None
+    node = ClusterNode(config, key, engine.tunables, engine.events)
+    service = ClusterService(node, engine)
+    engine.peers = service
+    failover = Failover(engine)
+    service.on_peer.append(failover.peer_changed)
+    service.on_states.append(failover.states_received)
+    return service, failover, asyncio.create_task(node.run(stop), name="cluster")
+
+
+async def wait_for_peers(service: ClusterService, config: daemon_config.DaemonConfig) -> None:
+    """Before deciding anything at start-up, hear from the peers (or stop waiting)."""
+    loop = asyncio.get_running_loop()
+    interval, misses = service.node.timing()
+    deadline = loop.time() + max(1.0, 2 * interval * misses + 0.5)
+    expected = {p.name for p in config.peer}
+    while not expected <= service.reported and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    missing = sorted(expected - service.reported)
+    note = f"; not heard from {', '.join(missing)}" if missing else ""
+    heard = len(expected & service.reported)
+    service.engine.events.add(
+        "daemon", f"joined the cluster: heard from {heard} of {len(expected)} peers{note}"
+    )
+
+
 async def run(config: daemon_config.DaemonConfig) -> None:
     """Run until SIGTERM or SIGINT."""
     engine = build_engine(config)
+    engine.witness = config.cluster_witness
     engine.events.add("daemon", f"ipkeeperd {__version__} starting on {config.name}")
-    await reconcile(engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    monitor = Monitor(engine)
+    tasks: list[asyncio.Task[None]] = []
+    failover: Failover | None = None
+    service: ClusterService | None = None
+    if config.peer:
+        service, failover, cluster_task = join_cluster(config, engine, stop)
+        tasks.append(cluster_task)
+        await wait_for_peers(service, config)
+    await reconcile(engine)
+    if service is not None:
+        service.mark_ready()
+    monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
     server = _Server(
         uvicorn.Config(create_app(engine), log_level="warning", lifespan="off", access_log=False)
     )
     listener = unix_listener(config.api.socket)
-    tasks = [
+    tasks += [
         asyncio.create_task(monitor.run(stop), name="monitor"),
         asyncio.create_task(server.serve(sockets=[listener]), name="api"),
     ]
+    if failover is not None:
+        tasks.append(asyncio.create_task(failover.run(stop), name="failover"))
     engine.events.add("daemon", f"ready; API on {config.api.socket}")
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -140,10 +189,17 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     parser = argparse.ArgumentParser(prog="ipkeeperd", description="ipkeeper daemon")
     parser.add_argument("--config", type=Path, default=daemon_config.DEFAULT_CONFIG)
+    parser.add_argument(
+        "--witness", action="store_true", help="a quorum vote that holds no resources"
+    )
     parser.add_argument("--version", action="version", version=f"ipkeeperd {__version__}")
     args = parser.parse_args(argv)
     try:
         config = daemon_config.load(args.config)
+        if args.witness:
+            config = config.model_copy(
+                update={"server": config.server.model_copy(update={"witness": True})}
+            )
     except daemon_config.ConfigError as exc:
         print(f"ipkeeperd: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -27,7 +27,7 @@ def test_the_lab_configuration_is_valid(tmp_path: Path) -> None:
         ("[server]\n", "server.name: Field required"),
         ('[server]\nname = "a b"\n', "server.name: Value error, must be 1-63"),
         ('[server]\nname = "s1"\nbogus = 1\n', "server.bogus: Extra inputs are not permitted"),
-        ('[server]\nname = "s1"\n[cluster]\nquorum = "most"\n', "cluster.quorum: Input should be 'none' or 'majority'"),
+        ('[server]\nname = "s1"\n[cluster]\nport = 0\n', "cluster.port: Input should be greater than 0"),
         ('[server]\nname = "s1"\n[[peer]]\nname = "s1"\npaths = [{local="198.18.0.1", remote="198.18.0.2"}]\n', "peer: s1 is this server's own name"),
         ('[server]\nname = "s1"\n[[peer]]\nname = "s2"\npaths = [{local="198.18.0.1", remote="2001:db8::2"}]\n', "local and remote must be the same IP version"),
         ("[server\n", "not valid TOML"),

@@ -61,3 +61,20 @@ class Dependency(_Body):
 
     parent: str
     child: str
+
+
+class Extend(_Body):
+    """POST /api/v1/resources/{tag}/extend (R18)."""
+
+    target: str
+    target_priority: int = 10
+    template_priority: int | None = None
+    interface: str | None = None
+    target_tag: str | None = None
+    switchback: Literal["intelligent", "automatic"] | None = None
+
+
+class Unextend(_Body):
+    """POST /api/v1/resources/{tag}/unextend (R19)."""
+
+    server: str

@@ -80,9 +80,12 @@ def status(client: Client, as_json: bool) -> None:
 @daemon_command(None, "interfaces")
 @click.option("--address", required=True)
 @click.option("--netmask", required=True)
-def interfaces(client: Client, as_json: bool, address: str, netmask: str) -> None:
-    """Valid interfaces here for a VIP, best first (R3)."""
-    data = client.call("GET", "/interfaces", address=address, netmask=netmask)
+@click.option("--server", help="Default: this server.")
+def interfaces(
+    client: Client, as_json: bool, address: str, netmask: str, server: str | None
+) -> None:
+    """Valid interfaces for a VIP, best first (R3)."""
+    data = client.call("GET", "/interfaces", address=address, netmask=netmask, server=server)
     if as_json:
         emit_json(data)
         return
@@ -140,6 +143,29 @@ def create_app(client: Client, as_json: bool, **options: Any) -> None:
     """Create an application resource run by your own commands."""
     data = client.call("POST", "/resources/app", options)
     done(data, as_json, f"{data['tag']}: {data['state']}")
+
+
+@daemon_command(None, "extend")
+@click.argument("tag")
+@click.option("--target", required=True, help="Server to extend to.")
+@click.option("--target-priority", type=int, default=10, show_default=True)
+@click.option("--template-priority", type=int, help="This server's priority (first extend only).")
+@click.option("--interface", help="Interface on the target; default: the best valid one there.")
+@click.option("--target-tag", help="Tag on the target; default: the same tag.")
+@click.option("--switchback", type=click.Choice(["intelligent", "automatic"]))
+def extend(client: Client, as_json: bool, tag: str, **options: Any) -> None:
+    """Extend a hierarchy from this server to another (R18)."""
+    data = client.call("POST", f"/resources/{tag}/extend", options)
+    done(data, as_json, f"extended to {data['target']}: {', '.join(data['extended'])}")
+
+
+@daemon_command(None, "unextend")
+@click.argument("tag")
+@click.option("--server", required=True, help="Server to remove the hierarchy from.")
+def unextend(client: Client, as_json: bool, tag: str, server: str) -> None:
+    """Remove a hierarchy from one server; refused where it is in service (R19)."""
+    data = client.call("POST", f"/resources/{tag}/unextend", {"server": server})
+    done(data, as_json, f"unextended from {server}: {', '.join(data['unextended'])}")
 
 
 @daemon_command(None, "delete")

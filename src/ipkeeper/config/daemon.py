@@ -12,14 +12,14 @@ token_file = "/etc/ipkeeper/api.token"  # bearer token for TCP clients (0600)
 
 [cluster]
 key_file = "/etc/ipkeeper/cluster.key"  # shared HMAC key (0600)
-port = 7470
-quorum = "none"                         # or "majority"
-witness = false
+port = 7470                             # QUORUM and the timings are tunables
+
 
 [[peer]]
 name = "s2"
 paths = [{ local = "198.18.0.11", remote = "198.18.0.12" },
          { local = "198.18.1.11", remote = "198.18.1.12" }]
+witness = false                         # true for a witness (ipkeeperd --witness)
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class ServerSection(_Strict):
     state_dir: Path = Path("/var/lib/ipkeeper")
     tunables: Path = Path("/etc/default/ipkeeper")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    witness: bool = False
 
     @field_validator("name")
     @classmethod
@@ -92,7 +93,9 @@ class Peer(_Strict):
 
     name: str
     paths: list[CommPath] = Field(min_length=1)
-    witness: bool = False
+    witness: bool = Field(
+        default=False, description="a vote with no resources (ipkeeperd --witness)"
+    )
 
 
 class ClusterSection(_Strict):
@@ -100,8 +103,6 @@ class ClusterSection(_Strict):
 
     key_file: Path = Path("/etc/ipkeeper/cluster.key")
     port: int = Field(default=7470, gt=0, lt=65536)
-    quorum: Literal["none", "majority"] = "none"
-    witness: bool = False
 
 
 class DaemonConfig(_Strict):
@@ -125,6 +126,11 @@ class DaemonConfig(_Strict):
     def name(self) -> str:
         """This server's name."""
         return self.server.name
+
+    @property
+    def cluster_witness(self) -> bool:
+        """True when this daemon runs as a witness (a vote, no resources)."""
+        return bool(self.server.witness)
 
     @property
     def database(self) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_switchback
 from ipkeeper.engine.errors import OpError, conflict, not_found
+from ipkeeper.engine.placement import state_on
 from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.params import IPSpec, ParamError, parse_ping_list
 from ipkeeper.model.states import ResourceState
@@ -33,54 +34,6 @@ def local_instance(engine: Engine, rec: ResourceRecord, tag: str) -> InstanceRec
     if inst is None:
         raise conflict("tag", f"{tag} is not extended to {engine.server}")
     return inst
-
-
-async def in_service(engine: Engine, tag: str) -> dict[str, Any]:
-    """Bring the hierarchy of `tag` in service on this server (R24)."""
-    rec = resolve(engine, tag)
-    local_instance(engine, rec, tag)
-    async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)) as ids:
-        engine.events.add("admin", f"in service requested on {engine.server}", tag=tag)
-        result = await engine.bring_up(ids, f"in service on {engine.server} (administrator)")
-    if not result.ok:
-        raise OpError("restore", f"{engine.tag(result.failed or rec.id)}: {result.reason}")
-    return {"tag": tag, "server": engine.server, "state": _state(engine, rec.id)}
-
-
-async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
-    """Take the hierarchy of `tag` out of service, parents first (R24)."""
-    rec = resolve(engine, tag)
-    local_instance(engine, rec, tag)
-    async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)) as ids:
-        engine.events.add("admin", "out of service requested", tag=tag)
-        result = await engine.take_down(ids, "out of service (administrator)")
-    if not result.ok:
-        raise OpError("remove", f"{engine.tag(result.failed or rec.id)}: {result.reason}")
-    return {"tag": tag, "state": _state(engine, rec.id)}
-
-
-def _state(engine: Engine, rid: str) -> str | None:
-    state = engine.state(rid)
-    return state.value if state else None
-
-
-async def delete(engine: Engine, tag: str) -> dict[str, Any]:
-    """Delete `tag` and everything that depends on it, taking them out of service first (R20)."""
-    rec = resolve(engine, tag)
-    async with engine.catalog, engine.locks.hold(lambda: engine.hierarchy_of(rec.id)):
-        graph = engine.graph()
-        doomed = {rec.id} | graph.ancestors(rec.id)
-        tags = sorted(engine.tag(r) for r in doomed)
-        with engine.repo.db.transaction():
-            for rid in doomed:
-                current = engine.repo.local_state(rid)
-                if current is not None:
-                    engine.repo.set_state(rid, current.state, current.reason, pending="delete")
-        engine.events.add("admin", f"delete requested: {', '.join(tags)}", tag=tag)
-        result = await finish_delete(engine, doomed)
-    if not result:
-        raise OpError("remove", "could not take everything out of service; see events")
-    return {"deleted": tags}
 
 
 async def finish_delete(engine: Engine, doomed: set[str]) -> bool:
@@ -109,20 +62,29 @@ async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
         if cycle is not None:
             path = " -> ".join(engine.tag(r) for r in cycle)
             raise conflict("dependency", f"{path} would be a cycle")
-        pstate, cstate = engine.state(prec.id), engine.state(crec.id)
-        if pstate is not None and cstate is not None and pstate.in_service != cstate.in_service:
-            raise conflict(
-                "dependency",
-                f"{parent} is {pstate.value} and {child} is {cstate.value} here; "
-                "bring both in or out of service first",
-            )
-        if pstate is not None and pstate.in_service and cstate is None:
-            raise conflict(
-                "dependency",
-                f"{child} is not extended to {engine.server}, where {parent} is in service",
-            )
+        for server in sorted(
+            {i.server for i in prec.instances} & {i.server for i in crec.instances}
+        ):
+            pstate, _ = state_on(engine, server, prec.id)
+            cstate, _ = state_on(engine, server, crec.id)
+            if pstate is not None and cstate is not None and pstate.in_service != cstate.in_service:
+                raise conflict(
+                    "dependency",
+                    f"{parent} is {pstate.value} and {child} is {cstate.value} on {server}; "
+                    "bring both in or out of service first",
+                )
+        for server in sorted(
+            {i.server for i in prec.instances} - {i.server for i in crec.instances}
+        ):
+            pstate, _ = state_on(engine, server, prec.id)
+            if pstate is not None and pstate.in_service:
+                raise conflict(
+                    "dependency",
+                    f"{child} is not extended to {server}, where {parent} is in service",
+                )
         engine.repo.add_dependency(prec.id, crec.id)
         engine.repo.bump_version(prec.id)
+        engine.peers.publish_catalog([prec.id])
         engine.events.add("admin", f"now depends on {child}", tag=parent)
     return {"parent": parent, "child": child}
 
@@ -135,6 +97,7 @@ async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
             raise OpError("dependency", f"{parent} does not depend on {child}", status=404)
         engine.repo.remove_dependency(prec.id, crec.id)
         engine.repo.bump_version(prec.id)
+        engine.peers.publish_catalog([prec.id])
         engine.events.add("admin", f"no longer depends on {child}", tag=parent)
     return {"parent": parent, "child": child, "removed": True}
 
@@ -151,7 +114,6 @@ async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[st
     notes: list[str] = []
     if key == "switchback":
         engine.repo.set_switchback(rec.id, check_switchback(value))
-        engine.repo.bump_version(rec.id)
     elif key in SETTINGS:
         if rec.kind != "ip":
             raise OpError("setting", f"{key} applies to IP resources only; {tag} is {rec.kind}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.locks import HierarchyLocks
+from ipkeeper.engine.peers import Peers, Standalone
 from ipkeeper.kits.registry import KitRegistry
 from ipkeeper.model.hierarchy import Hierarchy
 from ipkeeper.model.resource import Instance
@@ -58,6 +59,8 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kit")
         self.busy: dict[str, tuple[str, float]] = {}  # resource id -> (action, started)
         self.last_check: dict[str, tuple[KitResult, float]] = {}  # resource id -> (result, when)
+        self.peers: Peers = Standalone(server)
+        self.witness = False  # a witness votes but holds no resources
 
     def close(self) -> None:
         """Stop the worker threads (running actions finish first)."""
@@ -168,13 +171,12 @@ class Engine:
                 )
                 brought.append(rec)
                 continue
-            self.record(
-                rec,
-                ResourceState.OSF,
-                "restore-failed",
-                f"{why}: {result.reason}",
-                step=result.step,
-            )
+            if result.step == "unique":
+                # Nothing is wrong here: someone else answers for the address.
+                state, kind = ResourceState.OSU, "not-taken"
+            else:
+                state, kind = ResourceState.OSF, "restore-failed"
+            self.record(rec, state, kind, f"{why}: {result.reason}", step=result.step)
             for done in reversed(brought):
                 undo = await self.act(done, "remove")
                 state = ResourceState.OSU if undo.ok else ResourceState.OSF

@@ -54,7 +54,9 @@ def used_by(engine: Engine, address: str) -> str | None:
 
 
 def check_new_tag(engine: Engine, tag: str) -> str:
-    """A well-formed tag that no resource uses yet (R4)."""
+    """A well-formed tag that no resource uses yet (R4); and a server that may hold resources."""
+    if engine.witness:
+        raise OpError("server", f"{engine.server} is a witness: it holds no resources")
     try:
         check_tag(tag)
     except ParamError as exc:

@@ -24,6 +24,7 @@ class Action(StrEnum):
     REMOVE = "remove"  # take out of service here
     FINISH_CREATE = "finish-create"
     FINISH_DELETE = "finish-delete"
+    STAND_DOWN = "stand-down"  # another server holds it: record OSU here, touch nothing
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,66 @@ def reconcile(state: ResourceState | None, pending: str | None, active: bool) ->
     if active:
         return Decision(Action.REMOVE, "recorded out of service but active: taking it down")
     return Decision(Action.NOTHING, "out of service, as recorded")
+
+
+def plan(
+    priorities: dict[str, int],
+    holders: set[str] | frozenset[str],
+    dead_holders: set[str] | frozenset[str],
+    failed: set[str] | frozenset[str],
+    alive: set[str],
+    here: str,
+    may_take_over: bool,
+) -> Decision:
+    """What this server should do about one hierarchy, given who holds it (R22, R32).
+
+    - Held by more than one live server (split brain): all but the best
+      priority give it up.
+    - Held by one live server: nothing.
+    - Held by nobody alive, last held by a server that died: the live server
+      with the best priority where it has not failed takes it over, if it may.
+    """
+    if len(holders) > 1 and here in holders:
+        best = min(holders, key=lambda s: (priorities.get(s, 1000), s))
+        if best != here:
+            return Decision(
+                Action.REMOVE,
+                f"also in service on {best}, which has a better priority: giving it up",
+                best,
+            )
+        return Decision(Action.NOTHING, "in service here and elsewhere; the others give it up")
+    if holders:
+        return Decision(Action.NOTHING, f"in service on {', '.join(sorted(holders))}")
+    if not dead_holders:
+        return Decision(Action.NOTHING, "out of service")
+    died = ", ".join(sorted(dead_holders))
+    target = failover_target(priorities, alive, exclude=set(failed))
+    if target is None:
+        return Decision(
+            Action.NOTHING, f"{died} died holding it and no live server can take it over"
+        )
+    if target != here:
+        return Decision(Action.NOTHING, f"{died} died holding it; {target} takes it over", target)
+    if not may_take_over:
+        return Decision(
+            Action.NOTHING,
+            f"{died} died holding it, but without quorum this server takes nothing over",
+        )
+    return Decision(
+        Action.RESTORE,
+        f"{died} died holding it; taking it over (priority {priorities[here]})",
+        here,
+    )
+
+
+def defer_to_holders(decision: Decision, holders: set[str]) -> Decision:
+    """At start-up, when other live servers hold the hierarchy (they took it over
+    while this one was away), this server must not adopt or restore it."""
+    if not holders:
+        return decision
+    who = ", ".join(sorted(holders))
+    if decision.action is Action.ADOPT:
+        return Decision(Action.REMOVE, f"{who} holds it now: taking down what is left here")
+    if decision.action in (Action.RESTORE, Action.FINISH_CREATE):
+        return Decision(Action.STAND_DOWN, f"{who} holds it now: not brought up here")
+    return decision

@@ -12,6 +12,7 @@ import asyncio
 from ipkeeper.engine import decide
 from ipkeeper.engine.admin import finish_delete
 from ipkeeper.engine.core import Engine
+from ipkeeper.engine.placement import placement
 from ipkeeper.model.states import ResourceState
 
 
@@ -38,7 +39,10 @@ async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
     decisions: dict[str, decide.Decision] = {}
     for rid, st in engine.repo.local_states().items():
         active = await probe(engine, rid)
-        decision = decide.reconcile(st.state, st.pending, active)
+        holders = placement(engine, engine.hierarchy_of(rid)).holders - {engine.server}
+        decision = decide.defer_to_holders(
+            decide.reconcile(st.state, st.pending, active), set(holders)
+        )
         decisions[rid] = decision
         if decision.action is not decide.Action.NOTHING:
             kind = "adopted" if decision.action is decide.Action.ADOPT else "reconcile"
@@ -57,6 +61,8 @@ async def _carry_out(engine: Engine, decisions: dict[str, decide.Decision]) -> N
         await finish_delete(
             engine, doomed | {a for r in doomed for a in engine.graph().ancestors(r)}
         )
+    for rid in _having(decisions, decide.Action.STAND_DOWN):
+        engine.repo.set_state(rid, ResourceState.OSU, decisions[rid].reason)
     removing = _having(decisions, decide.Action.REMOVE)
     for rid in removing:
         st = engine.repo.local_state(rid)

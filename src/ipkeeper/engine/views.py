@@ -18,24 +18,30 @@ from ipkeeper.store.repo import ResourceRecord
 
 
 def instance_view(engine: Engine, rec: ResourceRecord, server: str) -> dict[str, Any]:
-    """One server's instance as status shows it: state, priority, reason, action in flight."""
+    """One server's instance as status shows it: state, priority, reason, action in flight.
+
+    Another server's state is the last it reported; `stale` says it is not
+    alive now, so the state may be out of date.
+    """
     inst = rec.instance(server)
     assert inst is not None
     view: dict[str, Any] = {"tag": inst.tag, "priority": inst.priority, "state": None, "reason": ""}
-    if server == engine.server:
-        st = engine.repo.local_state(rec.id)
-        if st is not None:
-            view.update(state=st.state.value, reason=st.reason, since=st.since, pending=st.pending)
-        checked = engine.last_check.get(rec.id)
-        if checked is not None and st is not None and st.state.in_service:
-            view["last_check"] = {
-                "ok": checked[0].ok,
-                "reason": checked[0].reason,
-                "at": checked[1],
-            }
-        busy = engine.busy.get(rec.id)
-        if busy is not None:
-            view["busy"] = f"{busy[0]} in progress ({time.monotonic() - busy[1]:.0f} s)"
+    if server != engine.server:
+        reported = engine.peers.states_of(server).get(rec.id)
+        if reported is not None:
+            view.update({k: reported.get(k) for k in ("state", "reason", "pending", "busy")})
+        if server not in engine.peers.alive():
+            view["stale"] = True
+        return view
+    st = engine.repo.local_state(rec.id)
+    if st is not None:
+        view.update(state=st.state.value, reason=st.reason, since=st.since, pending=st.pending)
+    checked = engine.last_check.get(rec.id)
+    if checked is not None and st is not None and st.state.in_service:
+        view["last_check"] = {"ok": checked[0].ok, "reason": checked[0].reason, "at": checked[1]}
+    busy = engine.busy.get(rec.id)
+    if busy is not None:
+        view["busy"] = f"{busy[0]} in progress ({time.monotonic() - busy[1]:.0f} s)"
     return view
 
 
@@ -57,7 +63,8 @@ def status(engine: Engine) -> dict[str, Any]:
     """The same object as `ipkeeper status --json` and GET /api/v1/status."""
     return {
         "server": engine.server,
-        "servers": [{"name": engine.server, "alive": True, "local": True, "comm_paths": []}],
+        "servers": engine.peers.servers(),
+        "quorum": engine.peers.quorum(),
         "resources": [resource_view(engine, rec) for rec in engine.repo.resources()],
     }
 

@@ -45,7 +45,7 @@ def key_path() -> Path:
     return control.lab_dir() / "cluster.key"
 
 
-def render_config(topology: Topology, node: Node, quorum: str = "none") -> str:
+def render_config(topology: Topology, node: Node) -> str:
     """The TOML configuration of lab server `node`."""
     here = server_dir(node)
     lines = [
@@ -60,7 +60,6 @@ def render_config(topology: Topology, node: Node, quorum: str = "none") -> str:
         "[cluster]",
         f'key_file = "{key_path()}"',
         f"port = {COMM_PORT}",
-        f'quorum = "{quorum}"',
     ]
     for peer in topology.servers:
         if peer is node:
@@ -73,7 +72,7 @@ def render_config(topology: Topology, node: Node, quorum: str = "none") -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_configs(topology: Topology, quorum: str = "none") -> None:
+def write_configs(topology: Topology) -> None:
     """Write every server's configuration, the tunables files and the cluster key."""
     key = key_path()
     if not key.exists():
@@ -82,7 +81,7 @@ def write_configs(topology: Topology, quorum: str = "none") -> None:
             fh.write(secrets.token_hex(32) + "\n")
     for node in topology.servers:
         server_dir(node).mkdir(parents=True, exist_ok=True)
-        config_path(node).write_text(render_config(topology, node, quorum))
+        config_path(node).write_text(render_config(topology, node))
         tunables = tunables_path(node)
         if not tunables.exists():
             tunables.write_text("# ipkeeper tunables for the lab (see `ipkeeper tunables`)\n")
@@ -111,12 +110,18 @@ def answers(node: Node) -> bool:
     return True
 
 
-def start(node: Node, wait: float = 30.0) -> int:
-    """Start the server's daemon (unless running) and wait until its API answers."""
+def launch(node: Node) -> int:
+    """Start the server's daemon unless it is running; its PID."""
     running = pid(node)
     if running is None:
         argv = [sys.executable, "-m", "ipkeeper.daemon", "--config", str(config_path(node))]
         running = control.spawn(node, daemon_name(node), argv)
+    return running
+
+
+def start(node: Node, wait: float = 30.0) -> int:
+    """Start the server's daemon (unless running) and wait until its API answers."""
+    running = launch(node)
     deadline = time.monotonic() + wait
     while not answers(node):
         if not ns.alive(running):
@@ -147,6 +152,8 @@ def kill(node: Node) -> None:
 
 
 def start_all(topology: Topology) -> None:
-    """Start every server's daemon."""
+    """Start every server's daemon (all at once, so they find each other), wait for each."""
+    for node in topology.servers:
+        launch(node)
     for node in topology.servers:
         start(node)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,11 @@ class Repo:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.listeners: list[Callable[[str], None]] = []  # told the id of a changed local state
+
+    def _changed(self, resource_id: str) -> None:
+        for listener in self.listeners:
+            listener(resource_id)
 
     # -- resources and instances ---------------------------------------------
 
@@ -160,17 +166,25 @@ class Repo:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def delete_resource(self, resource_id: str) -> None:
-        """Delete a resource everywhere in this database, leaving a tombstone."""
+    def delete_resource(self, resource_id: str, version: int | None = None) -> None:
+        """Delete a resource from this database, leaving a tombstone (at `version`, or one
+        past the resource's own) so that peers learn of the deletion."""
         record = self.resource(resource_id)
         if record is None:
             return
         with self.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO tombstones VALUES (?, ?, ?, ?)",
-                (resource_id, record.tag_on(""), record.version + 1, time.time()),
-            )
+            self.add_tombstone(resource_id, record.tag_on(""), version or record.version + 1)
             conn.execute("DELETE FROM resources WHERE id = ?", (resource_id,))
+        self._changed(resource_id)
+
+    def add_tombstone(self, resource_id: str, tag: str, version: int) -> None:
+        """Remember that `resource_id` was deleted at `version`."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO tombstones VALUES (?, ?, ?, ?) ON CONFLICT(resource_id) DO UPDATE "
+                "SET version = MAX(version, excluded.version)",
+                (resource_id, tag, version, time.time()),
+            )
 
     def tombstone(self, resource_id: str) -> int | None:
         """The version at which `resource_id` was deleted, if it was."""
@@ -226,6 +240,7 @@ class Repo:
             )
         current = self.local_state(resource_id)
         assert current is not None
+        self._changed(resource_id)
         return current
 
     def set_pending(self, resource_id: str, pending: str | None) -> None:
@@ -239,6 +254,7 @@ class Repo:
         """Forget this server's state of a resource (after unextend)."""
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM local_state WHERE resource_id = ?", (resource_id,))
+        self._changed(resource_id)
 
     # -- ping lists and settings -------------------------------------------------
 

@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from ipkeeper.api.deps import EngineDep
-from ipkeeper.api.schemas import Dependency, InService
-from ipkeeper.engine import admin
-from ipkeeper.engine.errors import OpError
+from ipkeeper.api.schemas import Dependency, Extend, InService, Unextend
+from ipkeeper.engine import admin, extend, moves
 
 router = APIRouter(prefix="/api/v1", tags=["hierarchy"])
 
@@ -19,16 +18,13 @@ async def post_in_service(
     engine: EngineDep, tag: str, body: InService | None = None
 ) -> dict[str, Any]:
     """Bring the hierarchy in service on a server (R24)."""
-    server = body.server if body else None
-    if server not in (None, engine.server):
-        raise OpError("server", f"{server} is not a server of this cluster", status=404)
-    return await admin.in_service(engine, tag)
+    return await moves.in_service(engine, tag, body.server if body else None)
 
 
 @router.post("/resources/{tag}/out-of-service")
 async def post_out_of_service(engine: EngineDep, tag: str) -> dict[str, Any]:
     """Take the hierarchy out of service (R24)."""
-    return await admin.out_of_service(engine, tag)
+    return await moves.out_of_service(engine, tag)
 
 
 @router.post("/dependencies", status_code=201)
@@ -41,3 +37,15 @@ async def post_dependency(engine: EngineDep, body: Dependency) -> dict[str, Any]
 async def delete_dependency(engine: EngineDep, parent: str, child: str) -> dict[str, Any]:
     """Remove a dependency (R21)."""
     return await admin.undepend(engine, parent, child)
+
+
+@router.post("/resources/{tag}/extend")
+async def post_extend(engine: EngineDep, tag: str, body: Extend) -> dict[str, Any]:
+    """Extend the hierarchy from this server (its template) to a target server (R18)."""
+    return await extend.extend(engine, tag, **body.model_dump())
+
+
+@router.post("/resources/{tag}/unextend")
+async def post_unextend(engine: EngineDep, tag: str, body: Unextend) -> dict[str, Any]:
+    """Remove the hierarchy from one server; refused where it is in service (R19)."""
+    return await extend.unextend(engine, tag, body.server)

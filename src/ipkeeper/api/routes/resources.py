@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from ipkeeper.api.deps import EngineDep
 from ipkeeper.api.schemas import CreateApp, CreateIP, PingListChange, Setting
-from ipkeeper.engine import admin, create, views
+from ipkeeper.engine import admin, create, moves, views
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 
@@ -27,14 +27,16 @@ async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
 
 @router.get("/{tag}")
 async def get_resource(engine: EngineDep, tag: str, server: str | None = None) -> dict[str, Any]:
-    """Every property of a resource on a server (R12)."""
-    return views.show(engine, tag, server)
+    """Every property of a resource on a server (R12), asked of that server."""
+    if server is not None and server != engine.server:
+        return await engine.peers.request(server, "show", {"tag": tag})
+    return views.show(engine, tag)
 
 
 @router.delete("/{tag}")
 async def delete_resource(engine: EngineDep, tag: str) -> dict[str, Any]:
     """Delete a resource and what depends on it (R20)."""
-    return await admin.delete(engine, tag)
+    return await moves.delete(engine, tag)
 
 
 @router.put("/{tag}/settings/{key}")

@@ -25,6 +25,12 @@ async def get_tunables(engine: EngineDep) -> dict[str, Any]:
 
 
 @router.get("/interfaces")
-async def get_interfaces(engine: EngineDep, address: str, netmask: str) -> dict[str, Any]:
-    """Valid interfaces for a VIP here, best first (R3)."""
+async def get_interfaces(
+    engine: EngineDep, address: str, netmask: str, server: str | None = None
+) -> dict[str, Any]:
+    """Valid interfaces for a VIP on a server (default here), best first (R3)."""
+    if server is not None and server != engine.server:
+        return await engine.peers.request(
+            server, "interfaces", {"address": address, "netmask": netmask}
+        )
     return await views.interfaces(engine, address, netmask)

@@ -1,0 +1,1 @@
+"""The cluster plane: comm paths, membership, messages between daemons."""

@@ -1,0 +1,292 @@
+"""The cluster plane as the engine sees it (engine/peers.py), and the requests peers serve.
+
+- States: every change of a local state is sent to every live peer (the full
+  snapshot, on every path, coalesced per loop turn); a peer's last report is
+  kept, and marked stale while it is not alive.
+- Catalog: on (re)joining, peers exchange digests and send each other what
+  the other lacks (cluster/catalog.py); conflicts are reported, not merged.
+- Requests served here: hierarchy.up/down, extend.check, catalog.apply,
+  pinglist.seed, show, interfaces, used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ipkeeper.cluster import catalog
+from ipkeeper.cluster.node import ClusterNode
+from ipkeeper.engine import views
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.create import used_by
+from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.extend import check_extension
+from ipkeeper.engine.moves import hierarchy_down, hierarchy_up
+
+log = logging.getLogger("ipkeeper.cluster")
+
+
+class ClusterService:
+    """Implements engine.peers.Peers over a ClusterNode."""
+
+    def __init__(self, node: ClusterNode, engine: Engine) -> None:
+        self.node = node
+        self.engine = engine
+        self.remote: dict[str, dict[str, dict[str, Any]]] = {}
+        self.reported: set[str] = set()  # peers whose states arrived since they came up
+        # Until this server has reconciled its store with its kernel at start-up,
+        # its recorded states may be stale: it reports them as not ready, and
+        # peers take it to hold nothing yet.
+        self.ready = False
+        self.on_states: list[Callable[[str], None]] = []  # told of each report from a ready peer
+        self.on_peer: list[Callable[[str, bool], None]] = []
+        self._publish_pending = False
+        node.handlers.update(
+            {"states": self._states, "catalog.digest": self._digest, "catalog.docs": self._docs}
+        )
+        node.methods.update(
+            {
+                "hierarchy.up": self._up,
+                "hierarchy.down": self._down,
+                "extend.check": self._extend_check,
+                "catalog.apply": self._catalog_apply,
+                "pinglist.seed": self._pinglist_seed,
+                "show": self._show,
+                "interfaces": self._interfaces,
+                "used": self._used,
+            }
+        )
+        node.listeners.append(self._peer_changed)
+        engine.repo.listeners.append(self._local_changed)
+
+    # -- Peers protocol ------------------------------------------------------
+
+    def alive(self) -> set[str]:
+        """Servers alive now, this one included."""
+        return self.node.alive()
+
+    def has_quorum(self) -> bool:
+        """See ClusterNode.has_quorum."""
+        return self.node.has_quorum()
+
+    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+        """The last states `server` reported (nothing while it is still starting)."""
+        return self.remote.get(server, {})
+
+    def mark_ready(self) -> None:
+        """Start-up reconciliation is done: from now on this server's states are true."""
+        self.ready = True
+        self._publish_states()
+
+    def servers(self) -> list[dict[str, Any]]:
+        """Servers and comm paths for status."""
+        return self.node.servers()
+
+    def quorum(self) -> dict[str, Any]:
+        """Quorum for status."""
+        return self.node.quorum()
+
+    async def request(
+        self, server: str, method: str, params: dict[str, Any], timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Run `method` on `server`."""
+        return await self.node.request(server, method, params, timeout)
+
+    def _docs_for(self, resource_ids: list[str]) -> list[dict[str, Any]]:
+        repo = self.engine.repo
+        return [catalog.export(repo, rec) for rid in resource_ids if (rec := repo.resource(rid))]
+
+    def publish_catalog(self, resource_ids: list[str]) -> None:
+        """Send these definitions to every live peer."""
+        self.node.broadcast(
+            "catalog.docs",
+            {"docs": self._docs_for(resource_ids), "tombstones": []},
+            every_path=False,
+        )
+
+    def publish_deletion(self, resource_id: str, version: int, tag: str) -> None:
+        """Tell every live peer a resource was deleted."""
+        tomb = {"id": resource_id, "version": version, "tag": tag}
+        self.node.broadcast("catalog.docs", {"docs": [], "tombstones": [tomb]}, every_path=False)
+
+    async def push_catalog(self, server: str, resource_ids: list[str]) -> None:
+        """Send definitions to `server` and wait until it stored them."""
+        await self.node.request(
+            server, "catalog.apply", {"docs": self._docs_for(resource_ids), "tombstones": []}
+        )
+
+    # -- states ----------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """This server's states, as peers receive them."""
+        busy = self.engine.busy
+        return {
+            rid: {
+                "state": st.state.value,
+                "reason": st.reason,
+                "pending": st.pending,
+                "busy": busy[rid][0] if rid in busy else None,
+            }
+            for rid, st in self.engine.repo.local_states().items()
+        }
+
+    def _local_changed(self, _rid: str) -> None:
+        if self._publish_pending:
+            return
+        self._publish_pending = True
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().call_soon(self._publish_states)
+
+    def _report(self) -> dict[str, Any]:
+        return {"ready": self.ready, "states": self.snapshot() if self.ready else {}}
+
+    def _publish_states(self) -> None:
+        self._publish_pending = False
+        self.node.broadcast("states", self._report())
+
+    def _states(self, peer: str, data: dict[str, Any]) -> None:
+        self.remote[peer] = dict(data.get("states", {}))
+        self.reported.add(peer)
+        if data.get("ready"):
+            for listener in self.on_states:
+                listener(peer)
+
+    def _peer_changed(self, peer: str, alive: bool) -> None:
+        if alive:
+            # What it reported before it went away is history now: until it
+            # reports again, it holds nothing as far as decisions go.
+            self.remote[peer] = {}
+            self.node.send(peer, "catalog.digest", catalog.digest(self.engine.repo))
+            self.node.send(peer, "states", self._report(), every_path=True)
+        else:
+            self.reported.discard(peer)
+        for listener in self.on_peer:
+            listener(peer, alive)
+
+    # -- catalog -----------------------------------------------------------------
+
+    def _digest(self, peer: str, data: dict[str, Any]) -> None:
+        repo = self.engine.repo
+        plan = catalog.plan_sync(catalog.digest(repo), data)
+        for rid in plan.conflicts:
+            self.engine.events.add(
+                "conflict",
+                f"{peer} holds a different definition at the same version; keeping ours, resolve by hand",
+                tag=self.engine.tag(rid),
+            )
+        tombs = [
+            {"id": r["resource_id"], "version": r["version"], "tag": r["tag"]}
+            for r in repo.db.query("SELECT * FROM tombstones")
+            if r["resource_id"] in plan.tombstones
+        ]
+        if plan.docs or tombs:
+            self.node.send(
+                peer, "catalog.docs", {"docs": self._docs_for(plan.docs), "tombstones": tombs}
+            )
+
+    def _docs(self, peer: str, data: dict[str, Any]) -> None:
+        self.apply_docs(peer, data)
+
+    def apply_docs(self, peer: str, data: dict[str, Any]) -> dict[str, str]:
+        """Store definitions and deletions from `peer`; what happened to each."""
+        engine = self.engine
+        outcome: dict[str, str] = {}
+        for doc in catalog.order_children_first(list(data.get("docs", []))):
+            result = catalog.apply(engine.repo, doc, engine.server)
+            outcome[doc["id"]] = result.value
+            self._log_applied(
+                peer,
+                doc["id"],
+                doc["instances"][0]["tag"] if doc["instances"] else doc["id"],
+                result,
+            )
+        for tomb in data.get("tombstones", []):
+            result = catalog.apply_tombstone(
+                engine.repo, tomb["id"], int(tomb["version"]), tomb.get("tag", "")
+            )
+            outcome[tomb["id"]] = result.value
+            if result is catalog.Applied.APPLIED:
+                engine.events.add("deleted", f"deleted on {peer}", tag=tomb.get("tag"))
+                engine.locks.forget(tomb["id"])
+            elif result is catalog.Applied.REFUSED:
+                engine.events.add(
+                    "conflict",
+                    f"{peer} deleted it but it is in service here; kept",
+                    tag=tomb.get("tag"),
+                )
+        return outcome
+
+    def _log_applied(self, peer: str, rid: str, tag: str, result: catalog.Applied) -> None:
+        if result is catalog.Applied.CONFLICT:
+            self.engine.events.add(
+                "conflict",
+                f"{peer} sent a different definition at the same version; kept ours",
+                tag=tag,
+            )
+        elif result is catalog.Applied.REFUSED:
+            self.engine.events.add(
+                "conflict",
+                f"{peer} removed this server's instance, but it is in service here; kept",
+                tag=tag,
+            )
+        elif result is catalog.Applied.APPLIED:
+            log.info("[%s@%s] definition from %s applied", tag, self.engine.server, peer)
+
+    # -- requests served -------------------------------------------------------------
+
+    async def _up(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await hierarchy_up(
+            self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
+        )
+
+    async def _down(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await hierarchy_down(
+            self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
+        )
+
+    def _known(self, ids: list[str]) -> set[str]:
+        missing = [rid for rid in ids if self.engine.repo.resource(rid) is None]
+        if missing:
+            raise OpError(
+                "tag",
+                f"{self.engine.server} does not know {len(missing)} of these resources yet",
+                status=409,
+            )
+        return set(ids)
+
+    async def _extend_check(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await check_extension(self.engine, list(params["items"]))
+
+    async def _catalog_apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        outcome = self.apply_docs(peer, params)
+        refused = [rid for rid, result in outcome.items() if result in ("conflict", "refused")]
+        if refused:
+            raise OpError(
+                "catalog",
+                f"{self.engine.server} refused {len(refused)} definition(s); see its events",
+                status=409,
+            )
+        return {"applied": outcome}
+
+    async def _pinglist_seed(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        subnet = str(params["subnet"])
+        if not self.engine.repo.ping_list(subnet):
+            self.engine.repo.set_ping_list(subnet, list(params["addresses"]))
+        return {"addresses": self.engine.repo.ping_list(subnet)}
+
+    async def _show(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return views.show(self.engine, str(params["tag"]))
+
+    async def _interfaces(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await views.interfaces(self.engine, str(params["address"]), str(params["netmask"]))
+
+    async def _used(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        address = params.get("address")
+        tag = params.get("tag")
+        return {
+            "address_used_by": used_by(self.engine, str(address)) if address else None,
+            "tag_used": bool(tag) and self.engine.repo.resource_by_tag(str(tag)) is not None,
+        }

@@ -1,0 +1,201 @@
+"""Failover, switchback and quorum: the cluster's decision loop (R22, R23, R32).
+
+The loop wakes when membership changes, when a peer reports its states, and
+every half second. For each hierarchy extended here it gathers who holds it
+(placement.py), asks decide.plan what this server should do, and does it:
+take over a hierarchy whose holder died (the live server with the best
+priority acts; the others wait), give up a hierarchy that a better server
+also holds (split brain healed), move a hierarchy back to a better server
+that rejoined (automatic switchback), and, in a minority with
+QUORUM=majority, take nothing over and give everything up after
+QUORUM_RELEASE. A failed local recovery (from the monitor) moves the
+hierarchy to the next server by priority, one after the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from ipkeeper.engine import decide
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, switch_back, up_on
+from ipkeeper.engine.placement import anchor, placement
+from ipkeeper.model.states import ResourceState
+
+log = logging.getLogger("ipkeeper.failover")
+
+RETRY_FIRST, RETRY_MAX = (
+    0.5,
+    10.0,
+)  # back-off between takeover tries while the address still answers
+
+
+class Failover:
+    """Decides and acts for this server; see the module docstring."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.wake = asyncio.Event()
+        self.rejoined: set[str] = set()  # peers that came back and have not been considered yet
+        self._waiting_states: set[str] = set()
+        self._tried: dict[frozenset[str], tuple[float, int]] = {}  # last try, tries
+        self._running: dict[frozenset[str], asyncio.Task[None]] = {}
+        self.minority_since: float | None = None
+        self.released = False
+
+    def peer_changed(self, peer: str, alive: bool) -> None:
+        """Membership listener: a peer died or came back."""
+        if alive:
+            self._waiting_states.add(peer)
+        else:
+            self._waiting_states.discard(peer)
+            self.rejoined.discard(peer)
+        self.wake.set()
+
+    def states_received(self, peer: str) -> None:
+        """A peer reported its states: after a rejoin, it may now get hierarchies back."""
+        if peer in self._waiting_states:
+            self._waiting_states.discard(peer)
+            self.rejoined.add(peer)
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Evaluate on every wake-up, and every half second, until `stop`."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), 0.5)
+            self.wake.clear()
+            try:
+                await self.evaluate()
+            except Exception:
+                log.exception("failover evaluation failed")
+        for task in self._running.values():
+            task.cancel()
+
+    async def evaluate(self) -> None:
+        """One pass over every hierarchy extended here."""
+        engine = self.engine
+        alive = engine.peers.alive()
+        quorum = engine.peers.has_quorum()
+        self._quorum(quorum)
+        rejoined, self.rejoined = self.rejoined, set()
+        for ids in engine.graph().components():
+            key = frozenset(ids)
+            if key in self._running or any(engine.locks.busy(r) for r in ids):
+                continue
+            if not any(engine.repo.local_state(r) for r in ids):
+                continue
+            where = placement(engine, ids)
+            decision = decide.plan(
+                where.priorities,
+                where.holders,
+                where.dead_holders,
+                where.failed,
+                alive,
+                engine.server,
+                quorum,
+            )
+            if decision.action is decide.Action.RESTORE:
+                if self._may_try(key):
+                    self._start(key, self._take_over(ids, decision.reason))
+            elif decision.action is decide.Action.REMOVE:
+                self._start(key, hierarchy_down(engine, ids, decision.reason))
+            elif engine.server in where.holders and where.switchback == "automatic":
+                better = [
+                    s for s in rejoined
+                    if s in where.priorities and s in alive and s not in where.failed
+                    and where.priorities[s] < where.priorities[engine.server]
+                ]  # fmt: skip
+                if better:
+                    best = min(better, key=lambda s: where.priorities[s])
+                    self._start(key, switch_back(engine, ids, best))
+            if engine.server in where.holders:
+                self._tried.pop(key, None)
+
+    def _may_try(self, key: frozenset[str]) -> bool:
+        """Take over at once; after a failed try, wait 0.5 s, 1 s, 2 s ... up to 10 s."""
+        now = time.monotonic()
+        last, tries = self._tried.get(key, (0.0, 0))
+        if tries and now - last < min(RETRY_FIRST * 2 ** (tries - 1), RETRY_MAX):
+            return False
+        self._tried[key] = (now, tries + 1)
+        return True
+
+    def _start(self, key: frozenset[str], work: object) -> None:
+        async def guarded() -> None:
+            try:
+                await work  # type: ignore[misc]
+            except OpError as exc:
+                log.info("%s", exc)
+            except Exception:
+                log.exception("failover action failed")
+            finally:
+                self._running.pop(key, None)
+                self.wake.set()
+
+        self._running[key] = asyncio.create_task(guarded())
+
+    async def _take_over(self, ids: set[str], reason: str) -> None:
+        engine = self.engine
+        engine.events.add("failover", reason, tag=engine.tag(anchor(engine, ids)))
+        await hierarchy_up(engine, ids, reason)
+
+    def _quorum(self, quorum: bool) -> None:
+        engine = self.engine
+        if quorum:
+            if self.minority_since is not None:
+                engine.events.add("quorum", "quorum regained")
+            self.minority_since, self.released = None, False
+            return
+        now = time.monotonic()
+        wait = engine.tunables.get("QUORUM_RELEASE")
+        if self.minority_since is None:
+            self.minority_since = now
+            seen, total = engine.peers.quorum()["votes"], engine.peers.quorum()["of"]
+            engine.events.add(
+                "quorum",
+                f"lost quorum ({seen} of {total} votes): taking nothing over; giving resources up in {wait:g}s",
+            )
+        if not self.released and now - self.minority_since >= wait:
+            self.released = True
+            for ids in engine.graph().components():
+                held = [r for r in ids if (st := engine.state(r)) is not None and st.in_service]
+                if held:
+                    self._start(
+                        frozenset(ids),
+                        hierarchy_down(engine, ids, f"no quorum for {wait:g}s: giving it up (R32)"),
+                    )
+
+    async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
+        """The monitor's hand-off: recovery failed here; move the hierarchy to the next server."""
+        engine = self.engine
+        tag = engine.tag(rid)
+        reason = f"{tag} failed: {why}"
+        await engine.take_down(ids, reason, final=ResourceState.OSF)
+        where = placement(engine, ids)
+        tried: set[str] = {engine.server}
+        while True:
+            decision = decide.on_local_failure(
+                reason,
+                where.priorities,
+                engine.peers.alive() - tried,
+                engine.server,
+                engine.peers.has_quorum(),
+            )
+            engine.events.add("failover", decision.reason, tag=tag)
+            if decision.action is not decide.Action.FAIL_OVER or decision.target is None:
+                return
+            try:
+                await up_on(
+                    engine, decision.target, ids, f"failover from {engine.server}: {reason}"
+                )
+                return
+            except OpError as exc:
+                engine.events.add(
+                    "failover", f"{decision.target} could not take it: {exc.reason}", tag=tag
+                )
+                tried.add(decision.target)

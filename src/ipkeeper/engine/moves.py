@@ -1,0 +1,164 @@
+"""Moving hierarchies across the cluster: in service on a server, out of service,
+switchback, and deletion everywhere (R20, R23, R24).
+
+Each server brings up and takes down only its own instances; an operation
+started here asks the other servers through `engine.peers`. A switchover
+finishes the take-down on the old server before the bring-up on the new one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ipkeeper.engine.admin import finish_delete, resolve
+from ipkeeper.engine.core import Engine
+from ipkeeper.engine.errors import OpError, conflict
+from ipkeeper.engine.placement import hosts, placement
+
+
+async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
+    """Bring `ids` in service on this server (children first); OpError when it fails."""
+    first = next(iter(ids))
+    async with engine.locks.hold(lambda: engine.hierarchy_of(first) | ids):
+        result = await engine.bring_up(ids, why)
+    if not result.ok:
+        raise OpError(
+            "restore",
+            f"{engine.tag(result.failed or next(iter(ids)))} on {engine.server}: {result.reason}",
+        )
+    return {"server": engine.server, "ok": True}
+
+
+async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
+    """Take `ids` out of service on this server (parents first); OpError when it fails."""
+    async with engine.locks.hold(lambda: ids):
+        result = await engine.take_down(ids, why)
+    if not result.ok:
+        raise OpError(
+            "remove",
+            f"{engine.tag(result.failed or next(iter(ids)))} on {engine.server}: {result.reason}",
+        )
+    return {"server": engine.server, "ok": True}
+
+
+async def up_on(engine: Engine, server: str, ids: set[str], why: str) -> None:
+    """Bring `ids` in service on `server` (this one or a peer)."""
+    if server == engine.server:
+        await hierarchy_up(engine, ids, why)
+    else:
+        await engine.peers.request(
+            server, "hierarchy.up", {"ids": sorted(ids), "why": why}, timeout=600
+        )
+
+
+async def down_on(engine: Engine, server: str, ids: set[str], why: str) -> None:
+    """Take `ids` out of service on `server` (this one or a peer)."""
+    if server == engine.server:
+        await hierarchy_down(engine, ids, why)
+    else:
+        await engine.peers.request(
+            server, "hierarchy.down", {"ids": sorted(ids), "why": why}, timeout=600
+        )
+
+
+def _state_of(engine: Engine, rid: str) -> str | None:
+    state = engine.state(rid)
+    return state.value if state else None
+
+
+async def in_service(engine: Engine, tag: str, server: str | None = None) -> dict[str, Any]:
+    """Bring the hierarchy of `tag` in service on `server`, moving it there if it is elsewhere (R24)."""
+    rec = resolve(engine, tag)
+    target = server or engine.server
+    ids = engine.hierarchy_of(rec.id)
+    where = hosts(engine, ids)
+    if target not in where:
+        missing = sorted(
+            engine.tag(r)
+            for r in ids
+            if (x := engine.repo.resource(r)) and x.instance(target) is None
+        )
+        raise conflict(
+            "server",
+            f"the hierarchy of {tag} is not extended to {target} (missing: {', '.join(missing) or tag})",
+        )
+    if target not in engine.peers.alive():
+        raise OpError("server", f"{target} is not reachable (every comm path is down)", status=503)
+    now = placement(engine, ids)
+    engine.events.add("admin", f"in service requested on {target}", tag=tag)
+    for holder in sorted(now.holders - {target}):
+        await down_on(engine, holder, ids, f"moving to {target} (administrator)")
+    try:
+        await up_on(engine, target, ids, f"in service on {target} (administrator)")
+    except OpError as exc:
+        for holder in sorted(now.holders - {target}):
+            try:
+                await up_on(engine, holder, ids, f"back on {holder}: bring-up on {target} failed")
+            except OpError as back:
+                engine.events.add(
+                    "admin", f"could not bring it back on {holder}: {back.reason}", tag=tag
+                )
+        raise exc
+    return {
+        "tag": tag,
+        "server": target,
+        "state": "ISP",
+        "moved_from": sorted(now.holders - {target}),
+    }
+
+
+async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
+    """Take the hierarchy of `tag` out of service wherever it is (R24)."""
+    rec = resolve(engine, tag)
+    ids = engine.hierarchy_of(rec.id)
+    now = placement(engine, ids)
+    engine.events.add("admin", "out of service requested", tag=tag)
+    for holder in sorted(
+        now.holders | ({engine.server} if engine.repo.local_state(rec.id) else set())
+    ):
+        await down_on(engine, holder, ids, "out of service (administrator)")
+    return {
+        "tag": tag,
+        "state": _state_of(engine, rec.id) or "OSU",
+        "taken_down_on": sorted(now.holders),
+    }
+
+
+async def delete(engine: Engine, tag: str) -> dict[str, Any]:
+    """Delete `tag` and what depends on it from every server, out of service first (R20)."""
+    rec = resolve(engine, tag)
+    async with engine.catalog:
+        ids = engine.hierarchy_of(rec.id)
+        doomed = {rec.id} | engine.graph().ancestors(rec.id)
+        tags = sorted(engine.tag(r) for r in doomed)
+        engine.events.add("admin", f"delete requested: {', '.join(tags)}", tag=tag)
+        for holder in sorted(placement(engine, ids).holders - {engine.server}):
+            await down_on(engine, holder, doomed, "being deleted")
+        versions = {rid: (r.version if (r := engine.repo.resource(rid)) else 0) for rid in doomed}
+        names = {rid: engine.tag(rid) for rid in doomed}
+        async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)):
+            with engine.repo.db.transaction():
+                for rid in doomed:
+                    current = engine.repo.local_state(rid)
+                    if current is not None:
+                        engine.repo.set_state(rid, current.state, current.reason, pending="delete")
+            if not await finish_delete(engine, doomed):
+                raise OpError("remove", "could not take everything out of service; see events")
+        for rid in doomed:
+            engine.peers.publish_deletion(rid, versions[rid] + 1, names[rid])
+    return {"deleted": tags}
+
+
+async def switch_back(engine: Engine, ids: set[str], better: str) -> None:
+    """Automatic switchback (R23): move a hierarchy held here to `better`, which rejoined."""
+    why = f"automatic switchback to {better} (better priority, rejoined)"
+    tag = engine.tag(min(ids))
+    engine.events.add("switchback", why, tag=tag)
+    await hierarchy_down(engine, ids, why)
+    try:
+        await up_on(engine, better, ids, why)
+    except OpError as exc:
+        engine.events.add(
+            "switchback", f"failed on {better}: {exc.reason}; bringing it back here", tag=tag
+        )
+        await hierarchy_up(engine, ids, f"back here: switchback to {better} failed")

@@ -1,0 +1,95 @@
+"""What the engine needs to know and ask of the rest of the cluster.
+
+The cluster plane implements this; `Standalone` is the one-server answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ipkeeper.engine.errors import OpError
+
+
+class Peers(Protocol):
+    """The engine's view of the other servers."""
+
+    def alive(self) -> set[str]:
+        """Servers alive now, this one included."""
+        ...
+
+    def has_quorum(self) -> bool:
+        """False when this server may not take anything over (R32)."""
+        ...
+
+    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+        """The last states `server` reported, by resource id (empty when never heard)."""
+        ...
+
+    def servers(self) -> list[dict[str, Any]]:
+        """Every server with its liveness and comm paths, for status."""
+        ...
+
+    def quorum(self) -> dict[str, Any]:
+        """Quorum mode and votes, for status."""
+        ...
+
+    async def request(
+        self, server: str, method: str, params: dict[str, Any], timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Run `method` on `server`; raises OpError with its field and reason."""
+        ...
+
+    def publish_catalog(self, resource_ids: list[str]) -> None:
+        """Send the current definitions of these resources to every live peer."""
+        ...
+
+    def publish_deletion(self, resource_id: str, version: int, tag: str) -> None:
+        """Tell every live peer that a resource was deleted."""
+        ...
+
+    async def push_catalog(self, server: str, resource_ids: list[str]) -> None:
+        """Send these definitions to `server` and wait until it has stored them."""
+        ...
+
+
+class Standalone:
+    """A server without peers."""
+
+    def __init__(self, me: str) -> None:
+        self.me = me
+
+    def alive(self) -> set[str]:
+        """Only this server."""
+        return {self.me}
+
+    def has_quorum(self) -> bool:
+        """Always: there is nobody to disagree with."""
+        return True
+
+    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+        """No other server ever reports."""
+        return {}
+
+    def servers(self) -> list[dict[str, Any]]:
+        """This server alone."""
+        return [{"name": self.me, "alive": True, "local": True, "witness": False, "comm_paths": []}]
+
+    def quorum(self) -> dict[str, Any]:
+        """No quorum on one server."""
+        return {"mode": "none", "votes": 1, "of": 1, "has_quorum": True, "note": "one server"}
+
+    async def request(
+        self, server: str, method: str, params: dict[str, Any], timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """There is no other server to ask."""
+        raise OpError("server", f"{server} is not a server of this cluster", status=404)
+
+    def publish_catalog(self, resource_ids: list[str]) -> None:
+        """Nobody to tell."""
+
+    def publish_deletion(self, resource_id: str, version: int, tag: str) -> None:
+        """Nobody to tell."""
+
+    async def push_catalog(self, server: str, resource_ids: list[str]) -> None:
+        """There is no other server."""
+        raise OpError("server", f"{server} is not a server of this cluster", status=404)

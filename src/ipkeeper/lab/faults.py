@@ -1,0 +1,45 @@
+"""Faults to inject in the lab, as they happen to real servers."""
+
+from __future__ import annotations
+
+from pyroute2 import IPRoute
+
+from ipkeeper.lab import daemons
+from ipkeeper.lab.topology import SWITCH_NS, Node, veth_name
+
+
+def set_switch_port(node: Node, ifname: str, up: bool) -> None:
+    """Plug or unplug a node's cable at the switch (its interface loses carrier)."""
+    port = node.port(ifname)
+    with IPRoute(netns=SWITCH_NS) as ipr:
+        index = ipr.link_lookup(ifname=veth_name(node, port))[0]
+        ipr.link("set", index=index, state="up" if up else "down")
+
+
+def unplug(node: Node, *ifnames: str) -> None:
+    """Pull the cables of the given interfaces (all of them when none is named)."""
+    for ifname in ifnames or tuple(p.ifname for p in node.ports):
+        set_switch_port(node, ifname, False)
+
+
+def plug(node: Node, *ifnames: str) -> None:
+    """Put the cables back."""
+    for ifname in ifnames or tuple(p.ifname for p in node.ports):
+        set_switch_port(node, ifname, True)
+
+
+def crash(node: Node) -> None:
+    """A server crash: it drops off every network and its daemon dies.
+
+    The cables go first, so that, as with a power loss, no connection is
+    closed politely (a killed process's sockets would send resets). The
+    kernel's addresses stay configured, unreachable, as on a hung machine.
+    """
+    unplug(node)
+    daemons.kill(node)
+
+
+def recover(node: Node) -> None:
+    """The crashed server comes back: cables in, daemon started again."""
+    plug(node)
+    daemons.start(node)
