@@ -34,6 +34,7 @@ from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.app.kit import AppKit
+from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.ip.params import IPAddress, IPSpec
 from ipkeeper.kits.registry import KitRegistry
@@ -155,6 +156,7 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     if service is not None:
         service.mark_ready()
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
+    monitor.watch(netlink.change_socket())
     server = _Server(
         uvicorn.Config(create_app(engine), log_level="warning", lifespan="off", access_log=False)
     )

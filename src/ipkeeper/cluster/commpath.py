@@ -71,6 +71,7 @@ class CommPath:
         self.state = PathState.DOWN
         self.since = time.time()
         self.rtt: float | None = None
+        self.last_rx = 0.0  # monotonic time of the last frame received
         self.down_reason = "not connected yet"
         self._session: wire.Session | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -172,6 +173,7 @@ class CommPath:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await older
         self._peer_t = None
+        self.last_rx = time.monotonic()
         self._set(PathState.UP)
         beats = asyncio.create_task(self._heartbeats(), name=f"hb {self.name}")
         reason = "connection closed"
@@ -199,26 +201,50 @@ class CommPath:
             await asyncio.sleep(interval)
 
     async def _receive(self, reader: asyncio.StreamReader) -> str:
+        """Read frames until the connection breaks or the watchdog finds it quiet."""
         session = self._session
         assert session is not None
+        watchdog = asyncio.create_task(self._watch(), name=f"watchdog {self.name}")
+        try:
+            while True:
+                read = asyncio.ensure_future(wire.read_frame(reader, self.key))
+                done, _ = await asyncio.wait([read, watchdog], return_when=asyncio.FIRST_COMPLETED)
+                if watchdog in done:
+                    read.cancel()
+                    return watchdog.result()
+                try:
+                    body = session.accept(read.result())
+                except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                    return "connection lost"
+                except wire.FrameError as exc:
+                    self.on_drop(self.name, str(exc))
+                    if "oversized" in str(exc) or "magic" in str(exc):
+                        return f"dropped the connection: {exc}"
+                    continue
+                self._received(body)
+        finally:
+            watchdog.cancel()
+
+    async def _watch(self) -> str:
+        """Return once nothing has arrived for HBEAT_MISSES intervals.
+
+        Before concluding, it lets the event loop run twice more, so that frames
+        that arrived while this process was not scheduled (a busy machine) are
+        read first and do not count as silence.
+        """
         while True:
             interval, misses = self.timing()
             quiet = interval * misses
-            try:
-                body = await asyncio.wait_for(wire.read_frame(reader, self.key), quiet)
-                session.accept(body)
-            except TimeoutError:
-                return f"no heartbeat for {quiet:.2f}s"
-            except (asyncio.IncompleteReadError, ConnectionError, OSError):
-                return "connection lost"
-            except wire.FrameError as exc:
-                self.on_drop(self.name, str(exc))
-                if "oversized" in str(exc) or "magic" in str(exc):
-                    return f"dropped the connection: {exc}"
+            await asyncio.sleep(max(interval / 2, quiet - (time.monotonic() - self.last_rx)))
+            if time.monotonic() - self.last_rx < quiet:
                 continue
-            self._received(body)
+            for _ in range(2):
+                await asyncio.sleep(0)
+            if time.monotonic() - self.last_rx >= quiet:
+                return f"no frame for {quiet:.2f}s"
 
     def _received(self, body: dict[str, Any]) -> None:
+        self.last_rx = time.monotonic()
         if body.get("type") == "hb":
             data = body.get("data", {})
             now = time.monotonic()

@@ -40,6 +40,16 @@ def _canonical(address: str) -> str:
 
 
 @dataclass
+class Pending:
+    """A request waiting for its response, and where it went."""
+
+    peer: str
+    future: asyncio.Future[dict[str, Any]]
+    message: dict[str, Any]
+    path: CommPath | None = None
+
+
+@dataclass
 class PeerLink:
     """A peer and the paths that reach it."""
 
@@ -53,8 +63,10 @@ class PeerLink:
         return any(p.state is PathState.UP for p in self.paths)
 
     def up_paths(self) -> list[CommPath]:
-        """Paths that carry frames now, the first configured first."""
-        return [p for p in self.paths if p.state is PathState.UP]
+        """Paths that carry frames now, the one heard from most recently first (a path
+        whose cable was just pulled is still up, but has gone quiet)."""
+        up = [p for p in self.paths if p.state is PathState.UP]
+        return sorted(up, key=lambda p: -p.last_rx)
 
 
 class ClusterNode:
@@ -84,7 +96,8 @@ class ClusterNode:
         self.methods: dict[str, Method] = {}
         self.listeners: list[PeerListener] = []
         self._alive: set[str] = set()
-        self._pending: dict[str, tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._pending: dict[str, Pending] = {}
+        self._served: dict[str, asyncio.Task[dict[str, Any]]] = {}  # request id -> its handling
         self._drops: dict[tuple[str, str], float] = {}
         self.dropped = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -113,6 +126,13 @@ class ClusterNode:
         return seen * 2 > total
 
     def _on_path_change(self, path: CommPath) -> None:
+        if path.state is PathState.DOWN:
+            self._resend_from(path)
+            self.events.add(
+                "path", f"comm path {path.name} to {path.peer} down: {path.down_reason}"
+            )
+        else:
+            self.events.add("path", f"comm path {path.name} to {path.peer} up")
         link = self.peers[path.peer]
         was = path.peer in self._alive
         if link.alive == was:
@@ -121,14 +141,29 @@ class ClusterNode:
             self._alive.add(path.peer)
         else:
             self._alive.discard(path.peer)
-            for rid, (peer, future) in list(self._pending.items()):
-                if peer == path.peer and not future.done():
-                    future.set_exception(OpError("server", f"lost contact with {peer}", status=503))
-                    self._pending.pop(rid, None)
         state = "alive" if link.alive else "dead: every comm path is down"
         self.events.add("membership", f"{path.peer} is {state}")
         for listener in self.listeners:
             listener(path.peer, link.alive)
+
+    def _resend_from(self, path: CommPath) -> None:
+        """Requests sent on a path that went down go again on another (the peer
+        answers a repeated request once); with no path left, they fail."""
+        for rid, pending in list(self._pending.items()):
+            if pending.path is not path or pending.future.done():
+                continue
+            pending.path = self._send_request(pending)
+            if pending.path is None:
+                pending.future.set_exception(
+                    OpError("server", f"lost contact with {pending.peer}", status=503)
+                )
+                self._pending.pop(rid, None)
+
+    def _send_request(self, pending: Pending) -> CommPath | None:
+        for candidate in self.peers[pending.peer].up_paths():
+            if candidate.send("req", pending.message):
+                return candidate
+        return None
 
     def _on_drop(self, where: str, reason: str) -> None:
         self.dropped += 1
@@ -187,6 +222,11 @@ class ClusterNode:
             self._on_drop(f"{local}<-{remote}", "connection from an address that is no comm path")
             writer.close()
             return
+        if path.dialer:
+            # This server dials that path itself; the peer never does.
+            self._on_drop(path.name, f"unexpected connection: {self.me} dials this path")
+            writer.close()
+            return
         tune_socket(writer)
         interval, misses = self.timing()
         try:
@@ -215,15 +255,15 @@ class ClusterNode:
             self._spawn(self._serve_request(path, data))
         elif kind == "resp":
             entry = self._pending.pop(str(data.get("id")), None)
-            if entry is not None and not entry[1].done():
+            if entry is not None and not entry.future.done():
                 if data.get("ok"):
-                    entry[1].set_result(data.get("result", {}))
+                    entry.future.set_result(data.get("result", {}))
                 else:
                     err = data.get("error", {})
-                    entry[1].set_exception(
+                    entry.future.set_exception(
                         OpError(
                             err.get("field", "server"),
-                            f"{peer}: {err.get('reason', 'failed')}",
+                            str(err.get("reason", f"{peer} failed")),
                             err.get("status", 400),
                         )
                     )
@@ -256,6 +296,25 @@ class ClusterNode:
             if candidate.send("resp", reply):
                 return
 
+    async def _handle(self, peer: str, data: dict[str, Any]) -> dict[str, Any]:
+        method = self.methods.get(str(data.get("method")))
+        reply: dict[str, Any] = {"id": data.get("id")}
+        try:
+            if method is None:
+                raise OpError("method", f"{data.get('method')!r} is not known to {self.me}")
+            reply.update(ok=True, result=await method(peer, data.get("params", {})))
+        except OpError as exc:
+            reply.update(
+                ok=False, error={"field": exc.field, "reason": exc.reason, "status": exc.status}
+            )
+        except Exception as exc:
+            log.exception("request %s from %s failed", data.get("method"), peer)
+            reply.update(
+                ok=False,
+                error={"field": "server", "reason": f"{self.me} failed: {exc}", "status": 500},
+            )
+        return reply
+
     def send(self, peer: str, kind: str, data: dict[str, Any], every_path: bool = False) -> bool:
         """Send a one-way message; True when it went out on at least one path."""
         link = self.peers.get(peer)
@@ -286,10 +345,11 @@ class ClusterNode:
             )
         rid = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = (peer, future)
-        if not self.send(peer, "req", {"id": rid, "method": method, "params": params}):
-            self._pending.pop(rid, None)
+        pending = Pending(peer, future, {"id": rid, "method": method, "params": params})
+        pending.path = self._send_request(pending)
+        if pending.path is None:
             raise OpError("server", f"{peer} is not reachable", status=503)
+        self._pending[rid] = pending
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:

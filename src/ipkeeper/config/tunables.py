@@ -113,7 +113,7 @@ TUNABLES: dict[str, Tunable] = {
         ),
         Tunable(
             "IP_UNIQUE_WAIT",
-            0.1,
+            0.02,
             _number(float, 0.01, 10),
             "s",
             "listen time of the ARP probe / IPv6 DAD (R6)",

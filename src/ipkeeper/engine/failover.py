@@ -86,6 +86,7 @@ class Failover:
         for ids in engine.graph().components():
             key = frozenset(ids)
             if key in self._running or any(engine.locks.busy(r) for r in ids):
+                self.rejoined |= rejoined  # consider the rejoined peers again next time
                 continue
             if not any(engine.repo.local_state(r) for r in ids):
                 continue

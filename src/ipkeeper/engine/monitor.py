@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -42,6 +43,23 @@ class Monitor:
         self.recoveries: dict[str, list[float]] = {}
         self.checks = 0
         self.wakeup = asyncio.Event()
+
+    def check_now(self) -> None:
+        """Make every in-service instance due at once (a link or an address changed)."""
+        for rid in self.next_due:
+            self.next_due[rid] = 0.0
+        self.wakeup.set()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Check at once whenever `sock` (netlink.change_socket) reports a change."""
+
+        def readable() -> None:
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                while sock.recv(65536):
+                    pass
+            self.check_now()
+
+        asyncio.get_running_loop().add_reader(sock.fileno(), readable)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check whatever is due until `stop` is set."""
@@ -109,5 +127,5 @@ class Monitor:
                     engine.record(rec, ResourceState.ISP, "recovered", repaired.reason)
                     return
                 engine.events.add("recovery-failed", repaired.reason, tag=tag, step=repaired.step)
-                why = f"local recovery failed: {repaired.reason}"
+                why = repaired.reason
             await self.on_failure(rid, ids, why)

@@ -45,14 +45,15 @@ def key_path() -> Path:
     return control.lab_dir() / "cluster.key"
 
 
-def render_config(topology: Topology, node: Node) -> str:
-    """The TOML configuration of lab server `node`."""
+def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = frozenset()) -> str:
+    """The TOML configuration of lab server `node` (`witnesses`: servers that only vote)."""
     here = server_dir(node)
     lines = [
         "[server]",
         f'name = "{node.name}"',
         f'state_dir = "{here / "state"}"',
         f'tunables = "{tunables_path(node)}"',
+        f"witness = {'true' if node.name in witnesses else 'false'}",
         "",
         "[api]",
         f'socket = "{socket_path(node)}"',
@@ -69,10 +70,12 @@ def render_config(topology: Topology, node: Node) -> str:
             for ifname in ("eth0", "eth1")
         )
         lines += ["", "[[peer]]", f'name = "{peer.name}"', f"paths = [{paths}]"]
+        if peer.name in witnesses:
+            lines.append("witness = true")
     return "\n".join(lines) + "\n"
 
 
-def write_configs(topology: Topology) -> None:
+def write_configs(topology: Topology, witnesses: frozenset[str] = frozenset()) -> None:
     """Write every server's configuration, the tunables files and the cluster key."""
     key = key_path()
     if not key.exists():
@@ -81,7 +84,7 @@ def write_configs(topology: Topology) -> None:
             fh.write(secrets.token_hex(32) + "\n")
     for node in topology.servers:
         server_dir(node).mkdir(parents=True, exist_ok=True)
-        config_path(node).write_text(render_config(topology, node))
+        config_path(node).write_text(render_config(topology, node, witnesses))
         tunables = tunables_path(node)
         if not tunables.exists():
             tunables.write_text("# ipkeeper tunables for the lab (see `ipkeeper tunables`)\n")

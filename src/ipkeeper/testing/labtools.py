@@ -71,6 +71,7 @@ class LabServer:
         self.name = node.name
         self.socket = daemons.socket_path(node)
         self.tunables = daemons.tunables_path(node)
+        self.since = 0  # an event id: tests look only at events after it
 
     def cli(self, *args: str, timeout: float = 120.0) -> CompletedProcess[str]:
         """Run `ipkeeper ARGS` against this server's daemon."""
@@ -101,11 +102,16 @@ class LabServer:
                 return inst["state"] if inst else None
         return None
 
-    def events(self, tag: str | None = None) -> list[dict[str, Any]]:
-        """The event log (last 500), oldest first."""
-        query = f"?limit=500&tag={tag}" if tag else "?limit=500"
+    def events(self, tag: str | None = None, after: int = 0) -> list[dict[str, Any]]:
+        """The event log (last 500 after event id `after`), oldest first."""
+        query = f"?limit=500&after={after}" + (f"&tag={tag}" if tag else "")
         events: list[dict[str, Any]] = self.api("GET", f"/events{query}")["events"]
         return events
+
+    def mark(self) -> int:
+        """The id of the newest event, to look only at what happens after it."""
+        events = self.api("GET", "/events?limit=1")["events"]
+        return int(events[-1]["id"]) if events else 0
 
     def tune(self, **values: object) -> None:
         """Write this server's tunables file."""
@@ -116,3 +122,8 @@ class LabServer:
         from ipkeeper.kits.ip import netlink
 
         return on(self.node, lambda: netlink.where_is(ipaddress.ip_address(address))) is not None
+
+
+def holders(servers: list[LabServer], address: str) -> list[str]:
+    """Names of the servers that have `address` configured, in order."""
+    return [s.name for s in servers if s.has_address(address)]

@@ -198,3 +198,19 @@ def set_route_source(network: IPNetwork, ifname: str, source: IPAddress) -> None
             )
         except NetlinkError as exc:
             raise NetlinkFailure(f"setting source {source} for {network}: {exc.args[-1]}") from exc
+
+
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+RTMGRP_IPV6_IFADDR = 0x100
+
+
+def change_socket() -> socket.socket:
+    """A non-blocking netlink socket that becomes readable whenever a link or an
+    address changes on this server, so a lost carrier or a deleted address is
+    checked at once instead of at the next CHECK_INTERVAL."""
+    sock = socket.socket(
+        socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0
+    )  # NETLINK_ROUTE
+    sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+    return sock

@@ -83,11 +83,17 @@ def _packet_socket(
 
 
 def _receive(sock: socket.socket, deadline: float) -> Iterable[tuple[bytes, tuple]]:
-    """Yield (data, address) for each packet that arrives before `deadline`."""
+    """Yield (data, address) for each packet that arrives before `deadline`.
+
+    Packets already queued when the deadline passes are read too: they came
+    in time, even if this thread was scheduled late (a busy machine).
+    """
     while (remaining := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([sock], [], [], remaining)
         if not ready:
-            return
+            break
+        yield sock.recvfrom(2048)
+    while select.select([sock], [], [], 0)[0]:
         yield sock.recvfrom(2048)
 
 
