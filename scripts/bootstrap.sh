@@ -5,9 +5,12 @@
 set -euo pipefail
 venv=${1:-.venv}
 
-# Debian packages: iproute2 and iputils-ping are for humans and tests poking at
-# the lab (the product itself never runs them); python3-venv for the venv.
+# Debian packages: iproute2, iputils-ping and curl are for humans and tests
+# poking at the lab (the product itself never runs them); chromium for the GUI
+# tests (Playwright drives Debian's Chromium); python3-venv for the venv.
 need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v python3 >/dev/null 2>&1 || need+=(python3)

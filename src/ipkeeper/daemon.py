@@ -20,10 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from ipkeeper import __version__
 from ipkeeper import logging as ipk_logging
 from ipkeeper.api.app import create_app
+from ipkeeper.api.auth import BearerAuth, TokenFileError, load_token
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.cluster.service import ClusterService
 from ipkeeper.cluster.wire import KeyFileError, load_key
@@ -43,6 +45,7 @@ from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import Repo
 
 log = logging.getLogger("ipkeeper.daemon")
+IP_FREEBIND = 15
 
 
 class _Server(uvicorn.Server):
@@ -75,6 +78,38 @@ def unix_listener(path: Path) -> socket.socket:
     os.chmod(path, 0o600)
     sock.listen(64)
     return sock
+
+
+def tcp_listener(host: str, port: int) -> socket.socket:
+    """A TCP socket for the API; it may bind an address not (yet) configured (IP_FREEBIND)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+def api_servers(
+    config: daemon_config.DaemonConfig, engine: Engine
+) -> list[tuple[_Server, socket.socket]]:
+    """The API on the Unix socket and, when configured, on TCP behind the token."""
+    app = create_app(engine)
+    servers = [(_server(app), unix_listener(config.api.socket))]
+    where = config.api.tcp_address()
+    if where is not None:
+        assert config.api.token_file is not None
+        try:
+            token = load_token(config.api.token_file)
+        except TokenFileError as exc:
+            raise SystemExit(f"ipkeeperd: error: api.token_file: {exc}") from None
+        servers.append((_server(BearerAuth(app, token)), tcp_listener(*where)))
+    return servers
+
+
+def _server(app: ASGIApp) -> _Server:
+    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -157,17 +192,19 @@ async def run(config: daemon_config.DaemonConfig) -> None:
         service.mark_ready()
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
     monitor.watch(netlink.change_socket())
-    server = _Server(
-        uvicorn.Config(create_app(engine), log_level="warning", lifespan="off", access_log=False)
-    )
-    listener = unix_listener(config.api.socket)
+    engine.metrics.watch(engine)
+    apis = api_servers(config, engine)
+    tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))
     tasks += [
-        asyncio.create_task(monitor.run(stop), name="monitor"),
-        asyncio.create_task(server.serve(sockets=[listener]), name="api"),
+        asyncio.create_task(srv.serve(sockets=[sock]), name=f"api {i}")
+        for i, (srv, sock) in enumerate(apis)
     ]
     if failover is not None:
         tasks.append(asyncio.create_task(failover.run(stop), name="failover"))
-    engine.events.add("daemon", f"ready; API on {config.api.socket}")
+    where = config.api.listen
+    engine.events.add(
+        "daemon", f"ready; API on {config.api.socket}" + (f" and {where}" if where else "")
+    )
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in finished if t is not stopping]
@@ -177,7 +214,8 @@ async def run(config: daemon_config.DaemonConfig) -> None:
         log.critical("%s ended unexpectedly: %r", task.get_name(), error)
         engine.events.add("daemon", f"{task.get_name()} ended unexpectedly ({error!r}); exiting")
     stop.set()
-    server.should_exit = True
+    for srv, _ in apis:
+        srv.should_exit = True
     await asyncio.wait([*tasks, stopping], timeout=5)
     engine.events.add("daemon", "stopped; resources left as they are")
     config.api.socket.unlink(missing_ok=True)

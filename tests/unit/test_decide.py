@@ -75,3 +75,42 @@ def test_reconcile_table(
     decision = reconcile(state, pending, active)
     assert decision.action is action
     assert decision.reason
+
+
+def test_plan_takes_over_only_on_the_best_live_server() -> None:
+    from ipkeeper.engine.decide import plan
+
+    prio = {"s1": 1, "s2": 10, "s3": 20}
+    args = dict(holders=set(), dead_holders={"s1"}, failed=set(), alive={"s2", "s3"})
+    assert plan(prio, here="s2", may_take_over=True, **args).action is Action.RESTORE
+    waits = plan(prio, here="s3", may_take_over=True, **args)
+    assert waits.action is Action.NOTHING and waits.target == "s2"
+    failed = plan(prio, here="s3", may_take_over=True, **args | {"failed": {"s2"}})
+    assert failed.action is Action.RESTORE
+    assert plan(prio, here="s2", may_take_over=False, **args).action is Action.NOTHING
+
+
+def test_plan_heals_a_split_brain_toward_the_better_priority() -> None:
+    from ipkeeper.engine.decide import plan
+
+    prio = {"s1": 1, "s2": 10}
+    both = dict(
+        holders={"s1", "s2"},
+        dead_holders=set(),
+        failed=set(),
+        alive={"s1", "s2"},
+        may_take_over=True,
+    )
+    give_up = plan(prio, here="s2", **both)
+    assert give_up.action is Action.REMOVE and give_up.target == "s1"
+    assert plan(prio, here="s1", **both).action is Action.NOTHING
+
+
+def test_defer_to_holders_at_start_up() -> None:
+    from ipkeeper.engine.decide import Decision, defer_to_holders
+
+    adopt = Decision(Action.ADOPT, "recorded in service and active: adopted")
+    assert defer_to_holders(adopt, {"s2"}).action is Action.REMOVE
+    restore = Decision(Action.RESTORE, "x")
+    assert defer_to_holders(restore, {"s2"}).action is Action.STAND_DOWN
+    assert defer_to_holders(restore, set()) is restore

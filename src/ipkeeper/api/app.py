@@ -10,12 +10,15 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from ipkeeper import __version__
 from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
+from ipkeeper.web import STATIC
 
 
 def error_body(field: str, reason: str) -> dict[str, Any]:
@@ -52,4 +55,16 @@ def create_app(engine: Engine) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     for module in (status, resources, hierarchy, events):
         app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def gui() -> FileResponse:
+        """The web GUI (R28)."""
+        return FileResponse(STATIC / "index.html")
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus metrics (R33)."""
+        return Response(engine.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     return app

@@ -19,7 +19,7 @@ from typing import Any
 
 from ipkeeper.cluster import catalog
 from ipkeeper.cluster.node import ClusterNode
-from ipkeeper.engine import views
+from ipkeeper.engine import admin, views
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
@@ -57,6 +57,8 @@ class ClusterService:
                 "show": self._show,
                 "interfaces": self._interfaces,
                 "used": self._used,
+                "setting": self._setting,
+                "pinglist": self._pinglist,
             }
         )
         node.listeners.append(self._peer_changed)
@@ -67,6 +69,11 @@ class ClusterService:
     def alive(self) -> set[str]:
         """Servers alive now, this one included."""
         return self.node.alive()
+
+    @property
+    def dropped(self) -> int:
+        """Cluster frames dropped so far (for metrics)."""
+        return self.node.dropped
 
     def has_quorum(self) -> bool:
         """See ClusterNode.has_quorum."""
@@ -282,6 +289,17 @@ class ClusterService:
 
     async def _interfaces(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         return await views.interfaces(self.engine, str(params["address"]), str(params["netmask"]))
+
+    async def _setting(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await admin.set_setting(
+            self.engine, str(params["tag"]), str(params["key"]), str(params["value"])
+        )
+
+    async def _pinglist(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        verb = params.get("verb")
+        return await admin.pinglist(
+            self.engine, str(params["tag"]), verb, list(params.get("addresses", []))
+        )
 
     async def _used(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         address = params.get("address")

@@ -74,6 +74,21 @@ class ApiSection(_Strict):
                 raise ValueError("must be ADDRESS:PORT")
         return value
 
+    @model_validator(mode="after")
+    def _token_with_tcp(self) -> ApiSection:
+        if self.listen is not None and self.token_file is None:
+            raise ValueError(
+                "token_file is required when listen is set (the TCP API needs a credential)"
+            )
+        return self
+
+    def tcp_address(self) -> tuple[str, int] | None:
+        """(host, port) of the TCP listener, or None."""
+        if self.listen is None:
+            return None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
 
 class CommPath(_Strict):
     """One communication path to a peer: a local and a remote address (R25)."""

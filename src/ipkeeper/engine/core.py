@@ -18,6 +18,7 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.locks import HierarchyLocks
 from ipkeeper.engine.peers import Peers, Standalone
 from ipkeeper.kits.registry import KitRegistry
+from ipkeeper.metrics import Metrics
 from ipkeeper.model.hierarchy import Hierarchy
 from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
@@ -60,6 +61,7 @@ class Engine:
         self.busy: dict[str, tuple[str, float]] = {}  # resource id -> (action, started)
         self.last_check: dict[str, tuple[KitResult, float]] = {}  # resource id -> (result, when)
         self.peers: Peers = Standalone(server)
+        self.metrics = Metrics()
         self.witness = False  # a witness votes but holds no resources
 
     def close(self) -> None:

@@ -142,8 +142,16 @@ class Failover:
 
     async def _take_over(self, ids: set[str], reason: str) -> None:
         engine = self.engine
-        engine.events.add("failover", reason, tag=engine.tag(anchor(engine, ids)))
-        await hierarchy_up(engine, ids, reason)
+        tag = engine.tag(anchor(engine, ids))
+        engine.events.add("failover", reason, tag=tag)
+        started = time.monotonic()
+        try:
+            await hierarchy_up(engine, ids, reason)
+        except OpError:
+            engine.metrics.failovers.labels(tag, "taken", "failed").inc()
+            raise
+        engine.metrics.failovers.labels(tag, "taken", "ok").inc()
+        engine.metrics.failover_seconds.labels(tag, "taken").observe(time.monotonic() - started)
 
     def _quorum(self, quorum: bool) -> None:
         engine = self.engine
@@ -176,6 +184,7 @@ class Failover:
         engine = self.engine
         tag = engine.tag(rid)
         reason = f"{tag} failed: {why}"
+        started = time.monotonic()
         await engine.take_down(ids, reason, final=ResourceState.OSF)
         where = placement(engine, ids)
         tried: set[str] = {engine.server}
@@ -194,8 +203,13 @@ class Failover:
                 await up_on(
                     engine, decision.target, ids, f"failover from {engine.server}: {reason}"
                 )
+                engine.metrics.failovers.labels(tag, "handed", "ok").inc()
+                engine.metrics.failover_seconds.labels(tag, "handed").observe(
+                    time.monotonic() - started
+                )
                 return
             except OpError as exc:
+                engine.metrics.failovers.labels(tag, "handed", "failed").inc()
                 engine.events.add(
                     "failover", f"{decision.target} could not take it: {exc.reason}", tag=tag
                 )

@@ -93,7 +93,11 @@ class Monitor:
             rec = self.engine.repo.resource(rid)
             if rec is None:
                 return
+            started = time.monotonic()
             result = await self.engine.act(rec, "quick_check")
+            tag = rec.tag_on(self.engine.server)
+            self.engine.metrics.checks.labels(tag, "ok" if result.ok else "failed").inc()
+            self.engine.metrics.check_seconds.labels(tag).observe(time.monotonic() - started)
             self.checks += 1
             self.engine.last_check[rid] = (result, time.time())
             if not result.ok:
@@ -123,6 +127,7 @@ class Monitor:
             if decision.action is decide.Action.RECOVER:
                 self.recoveries[rid] = [*recent, now]
                 repaired = await engine.act(rec, "recover")
+                engine.metrics.recoveries.labels(tag, "ok" if repaired.ok else "failed").inc()
                 if repaired.ok:
                     engine.record(rec, ResourceState.ISP, "recovered", repaired.reason)
                     return

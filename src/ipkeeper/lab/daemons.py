@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ipkeeper.lab import control
 from ipkeeper.lab import netns as ns
-from ipkeeper.lab.topology import COMM_PORT, Node, Topology
+from ipkeeper.lab.topology import API_PORT, COMM_PORT, Node, Topology
 
 
 def server_dir(node: Node) -> Path:
@@ -45,6 +45,23 @@ def key_path() -> Path:
     return control.lab_dir() / "cluster.key"
 
 
+def token_path() -> Path:
+    """The lab's API token (the same for every server)."""
+    return control.lab_dir() / "api.token"
+
+
+def api_url(node: Node) -> str:
+    """The URL of a lab server's API and GUI (reachable from inside the lab)."""
+    return f"http://{node.address('eth0').ip}:{API_PORT}"
+
+
+def _secret(path: Path) -> None:
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+
+
 def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = frozenset()) -> str:
     """The TOML configuration of lab server `node` (`witnesses`: servers that only vote)."""
     here = server_dir(node)
@@ -57,6 +74,8 @@ def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = fr
         "",
         "[api]",
         f'socket = "{socket_path(node)}"',
+        f'listen = "{node.address("eth0").ip}:{API_PORT}"',
+        f'token_file = "{token_path()}"',
         "",
         "[cluster]",
         f'key_file = "{key_path()}"',
@@ -77,11 +96,8 @@ def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = fr
 
 def write_configs(topology: Topology, witnesses: frozenset[str] = frozenset()) -> None:
     """Write every server's configuration, the tunables files and the cluster key."""
-    key = key_path()
-    if not key.exists():
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+    _secret(key_path())
+    _secret(token_path())
     for node in topology.servers:
         server_dir(node).mkdir(parents=True, exist_ok=True)
         config_path(node).write_text(render_config(topology, node, witnesses))

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from ipkeeper.api.deps import EngineDep
 from ipkeeper.api.schemas import CreateApp, CreateIP, PingListChange, Setting
 from ipkeeper.engine import admin, create, moves, views
+from ipkeeper.engine.core import Engine
 
 router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
 
@@ -40,18 +41,35 @@ async def delete_resource(engine: EngineDep, tag: str) -> dict[str, Any]:
 
 
 @router.put("/{tag}/settings/{key}")
-async def put_setting(engine: EngineDep, tag: str, key: str, body: Setting) -> dict[str, Any]:
-    """source-address yes|no, restore-recover enable|disable, switchback intelligent|automatic."""
+async def put_setting(
+    engine: EngineDep, tag: str, key: str, body: Setting, server: str | None = None
+) -> dict[str, Any]:
+    """source-address yes|no, restore-recover enable|disable (per server), switchback intelligent|automatic."""
+    if server is not None and server != engine.server:
+        return await engine.peers.request(
+            server, "setting", {"tag": tag, "key": key, "value": body.value}
+        )
     return await admin.set_setting(engine, tag, key, body.value)
 
 
 @router.get("/{tag}/pinglist")
-async def get_pinglist(engine: EngineDep, tag: str) -> dict[str, Any]:
-    """This server's ping list for the resource's subnet (R13)."""
-    return await admin.pinglist(engine, tag, None, [])
+async def get_pinglist(engine: EngineDep, tag: str, server: str | None = None) -> dict[str, Any]:
+    """A server's ping list for the resource's subnet (R13); default this server's."""
+    return await _pinglist(engine, tag, None, [], server)
 
 
 @router.post("/{tag}/pinglist")
-async def post_pinglist(engine: EngineDep, tag: str, body: PingListChange) -> dict[str, Any]:
-    """Add to, remove from or clear the ping list (R13)."""
-    return await admin.pinglist(engine, tag, body.verb, body.addresses)
+async def post_pinglist(
+    engine: EngineDep, tag: str, body: PingListChange, server: str | None = None
+) -> dict[str, Any]:
+    """Add to, remove from or clear a server's ping list (R13)."""
+    return await _pinglist(engine, tag, body.verb, body.addresses, server)
+
+
+async def _pinglist(
+    engine: Engine, tag: str, verb: str | None, addresses: list[str], server: str | None
+) -> dict[str, Any]:
+    if server is not None and server != engine.server:
+        params = {"tag": tag, "verb": verb, "addresses": addresses}
+        return await engine.peers.request(server, "pinglist", params)
+    return await admin.pinglist(engine, tag, verb, addresses)

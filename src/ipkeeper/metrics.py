@@ -1,0 +1,128 @@
+"""Prometheus metrics (R33): what this daemon did, and the state it sees, at /metrics.
+
+Counters and histograms are updated as things happen (checks, recoveries,
+failovers); states, comm paths and round-trip times are read at scrape time
+from the engine and the cluster. Each daemon has its own registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from ipkeeper.engine.core import Engine
+
+STATES = ("ISP", "ISU", "OSU", "OSF")
+disable_created_metrics()  # no *_created series: they only double the output
+FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    """The counters and histograms, in a registry of this daemon's own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.checks = Counter(
+            "ipkeeper_checks",
+            "Health checks run, by resource and result",
+            ["tag", "result"],
+            registry=self.registry,
+        )
+        self.check_seconds = Histogram(
+            "ipkeeper_check_duration_seconds",
+            "Time a health check took",
+            ["tag"],
+            buckets=FAST,
+            registry=self.registry,
+        )
+        self.recoveries = Counter(
+            "ipkeeper_recoveries",
+            "Local recoveries tried, by resource and result",
+            ["tag", "result"],
+            registry=self.registry,
+        )
+        self.failovers = Counter(
+            "ipkeeper_failovers",
+            "Hierarchies taken over by this server (role=taken) or handed to another (role=handed)",
+            ["tag", "role", "result"],
+            registry=self.registry,
+        )
+        self.failover_seconds = Histogram(
+            "ipkeeper_failover_duration_seconds",
+            "From the decision to fail over to the hierarchy in service on its new server",
+            ["tag", "role"],
+            buckets=FAST,
+            registry=self.registry,
+        )
+
+    def watch(self, engine: Engine) -> None:
+        """Also export, at each scrape, the states and the cluster as `engine` sees them."""
+        self.registry.register(StateCollector(engine))
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return bytes(generate_latest(self.registry))
+
+
+class StateCollector(Collector):
+    """Instance states, comm paths, heartbeat round trips, quorum and dropped frames."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the current state; called at each scrape."""
+        from ipkeeper.engine.views import status
+
+        data = status(self.engine)
+        states = GaugeMetricFamily(
+            "ipkeeper_instance_state",
+            "1 for the state each instance is in",
+            labels=["tag", "server", "state"],
+        )
+        priority = GaugeMetricFamily(
+            "ipkeeper_instance_priority", "Priority of each instance", labels=["tag", "server"]
+        )
+        for res in data["resources"]:
+            for server, inst in res["servers"].items():
+                for state in STATES:
+                    states.add_metric(
+                        [res["tag"], server, state], 1.0 if inst.get("state") == state else 0.0
+                    )
+                priority.add_metric([res["tag"], server], float(inst["priority"]))
+        alive = GaugeMetricFamily(
+            "ipkeeper_server_alive", "1 while a server is alive", labels=["server"]
+        )
+        path_up = GaugeMetricFamily(
+            "ipkeeper_comm_path_up", "1 while a comm path is up", labels=["peer", "local", "remote"]
+        )
+        rtt = GaugeMetricFamily(
+            "ipkeeper_heartbeat_rtt_seconds",
+            "Heartbeat round-trip time",
+            labels=["peer", "local", "remote"],
+        )
+        for server in data["servers"]:
+            alive.add_metric([server["name"]], 1.0 if server["alive"] else 0.0)
+            for path in server["comm_paths"]:
+                labels = [server["name"], path["local"], path["remote"]]
+                path_up.add_metric(labels, 1.0 if path["state"] == "up" else 0.0)
+                if path.get("rtt_ms") is not None:
+                    rtt.add_metric(labels, path["rtt_ms"] / 1000)
+        quorum = GaugeMetricFamily("ipkeeper_quorum", "1 while this server may take over (R32)")
+        quorum.add_metric([], 1.0 if data["quorum"]["has_quorum"] else 0.0)
+        dropped = CounterMetricFamily(
+            "ipkeeper_frames_dropped", "Cluster frames dropped (bad key, replay, size)"
+        )
+        dropped.add_metric([], float(getattr(self.engine.peers, "dropped", 0)))
+        yield from (states, priority, alive, path_up, rtt, quorum, dropped)

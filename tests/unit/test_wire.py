@@ -1,0 +1,81 @@
+"""Cluster frames: size limit before HMAC, HMAC before parsing, sessions and sequences."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from pathlib import Path
+
+import pytest
+
+from ipkeeper.cluster import wire
+
+KEY = bytes.fromhex("11" * 32)
+
+
+def read(data: bytes, key: bytes = KEY) -> dict:
+    async def go() -> dict:
+        reader = asyncio.StreamReader()
+        reader.feed_data(data)
+        reader.feed_eof()
+        return await wire.read_frame(reader, key)
+
+    return asyncio.run(go())
+
+
+def test_a_sealed_frame_reads_back() -> None:
+    body = wire.hello("s1", "s2", "abc")
+    assert read(wire.seal(KEY, body)) == body
+
+
+def test_a_wrong_key_is_refused_before_parsing() -> None:
+    with pytest.raises(wire.FrameError, match="bad HMAC"):
+        read(wire.seal(bytes(32), wire.hello("s1", "s2", "abc")))
+
+
+def test_an_altered_frame_is_refused() -> None:
+    frame = bytearray(wire.seal(KEY, wire.hello("s1", "s2", "abc")))
+    frame[-3] ^= 0x01
+    with pytest.raises(wire.FrameError, match="bad HMAC"):
+        read(bytes(frame))
+
+
+def test_an_oversized_frame_is_refused_from_its_header_alone() -> None:
+    header = wire.MAGIC + struct.pack("!I", wire.MAX_FRAME + 1) + b"\0" * 32
+    with pytest.raises(wire.FrameError, match="oversized"):
+        read(header)  # no body follows: it is never read
+
+
+def test_bad_magic() -> None:
+    with pytest.raises(wire.FrameError, match="magic"):
+        read(b"HTTP" + b"\0" * 36)
+
+
+def test_sessions_refuse_replays_and_strangers() -> None:
+    sid = wire.session_id("a", "b")
+    sender = wire.Session("s1", "s2", sid)
+    receiver = wire.Session("s2", "s1", sid)
+    first = sender.frame("hb")
+    receiver.accept(first)
+    with pytest.raises(wire.FrameError, match="not after"):
+        receiver.accept(first)
+    other = wire.Session("s1", "s2", wire.session_id("a", "c")).frame("hb")
+    with pytest.raises(wire.FrameError, match="another session"):
+        receiver.accept(other)
+    forged = sender.frame("hb") | {"from": "s3"}
+    with pytest.raises(wire.FrameError, match="from 's3'"):
+        receiver.accept(forged)
+
+
+def test_the_key_file_must_be_private(tmp_path: Path) -> None:
+    path = tmp_path / "key"
+    path.write_text("ab" * 32)
+    os.chmod(path, 0o644)
+    with pytest.raises(wire.KeyFileError, match="lets others read it"):
+        wire.load_key(path)
+    os.chmod(path, 0o600)
+    assert wire.load_key(path) == bytes.fromhex("ab" * 32)
+    path.write_text("short")
+    with pytest.raises(wire.KeyFileError, match="at least 16 bytes"):
+        wire.load_key(path)
