@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--checks", type=int, default=200)
     args = parser.parse_args()
     control.down()
-    lab = control.up(2)
+    lab = control.up(2, daemons=False)  # the kit alone: no daemon competes for the CPU
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tunables = Path(tmp) / "ipkeeper"

@@ -10,35 +10,21 @@ from __future__ import annotations
 
 import hmac
 import json
-import os
-import stat
 from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ipkeeper.config.secrets import SecretFileError, read_secret
+
 PUBLIC = ("/api/v1/openapi.json", "/api/docs")
 
 
-class TokenFileError(Exception):
-    """A token file that must not be used."""
+TokenFileError = SecretFileError
 
 
 def load_token(path: Path) -> str:
-    """The API token; refused if missing, short, or readable by anyone but its owner."""
-    try:
-        st = path.stat()
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise TokenFileError(f"{path}: {exc.strerror or exc}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise TokenFileError(
-            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read it; chmod 600"
-        )
-    if st.st_uid != os.geteuid():
-        raise TokenFileError(f"{path}: owned by uid {st.st_uid}, not by the daemon's user")
-    if len(token) < 16:
-        raise TokenFileError(f"{path}: the token must be at least 16 characters")
-    return token
+    """The API token: at least 16 characters, in a file only its owner can read."""
+    return read_secret(path, 16)
 
 
 def needs_token(path: str) -> bool:

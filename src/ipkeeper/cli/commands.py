@@ -56,6 +56,21 @@ def daemon_command(
     return decorate
 
 
+priority_option = click.option(
+    "--priority",
+    type=int,
+    default=1,
+    show_default=True,
+    help="This server's priority (1 = highest).",
+)
+switchback_option = click.option(
+    "--switchback",
+    type=click.Choice(["intelligent", "automatic"]),
+    default="intelligent",
+    show_default=True,
+)
+
+
 def done(data: dict[str, Any], as_json: bool, message: str) -> None:
     """Print a result: the JSON, or a sentence and any warnings or notes."""
     if as_json:
@@ -100,19 +115,8 @@ def interfaces(
 @click.option("--netmask", required=True, help="Dotted netmask or prefix length.")
 @click.option("--interface", help="Default: the best valid interface.")
 @click.option("--tag", help="Default: ip-<address>.")
-@click.option(
-    "--priority",
-    type=int,
-    default=1,
-    show_default=True,
-    help="This server's priority (1 = highest).",
-)
-@click.option(
-    "--switchback",
-    type=click.Choice(["intelligent", "automatic"]),
-    default="intelligent",
-    show_default=True,
-)
+@priority_option
+@switchback_option
 def create_ip(client: Client, as_json: bool, **options: Any) -> None:
     """Create an IP resource (R17)."""
     data = client.call("POST", "/resources/ip", options)
@@ -125,20 +129,9 @@ def create_ip(client: Client, as_json: bool, **options: Any) -> None:
 @click.option("--remove", required=True, help="Command that stops it.")
 @click.option("--check", required=True, help="Command that exits 0 when healthy.")
 @click.option("--recover", help="Command that repairs it in place.")
-@click.option(
-    "--priority",
-    type=int,
-    default=1,
-    show_default=True,
-    help="This server's priority (1 = highest).",
-)
+@priority_option
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per command.")
-@click.option(
-    "--switchback",
-    type=click.Choice(["intelligent", "automatic"]),
-    default="intelligent",
-    show_default=True,
-)
+@switchback_option
 def create_app(client: Client, as_json: bool, **options: Any) -> None:
     """Create an application resource run by your own commands."""
     data = client.call("POST", "/resources/app", options)

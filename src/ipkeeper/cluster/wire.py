@@ -19,11 +19,12 @@ import hashlib
 import hmac
 import json
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ipkeeper.config.secrets import SecretFileError, read_secret
 
 MAGIC = b"IPK1"
 MAX_FRAME = 1 << 20
@@ -35,23 +36,13 @@ class FrameError(Exception):
     """A frame that is dropped: not ours, not authentic, too big, replayed or misrouted."""
 
 
-class KeyFileError(Exception):
-    """A cluster key file that must not be used."""
+KeyFileError = SecretFileError
 
 
 def load_key(path: Path) -> bytes:
-    """The cluster key; refused if missing, too short, or readable by anyone but its owner."""
-    try:
-        st = path.stat()
-        text = path.read_text().strip()
-    except OSError as exc:
-        raise KeyFileError(f"{path}: {exc.strerror or exc}") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read it; chmod 600"
-        )
-    if st.st_uid != os.geteuid():
-        raise KeyFileError(f"{path}: owned by uid {st.st_uid}, not by the daemon's user")
+    """The cluster key (hex, or the text itself): 16 bytes at least, in a file only
+    its owner can read."""
+    text = read_secret(path, 16)
     try:
         key = bytes.fromhex(text)
     except ValueError:
