@@ -156,12 +156,24 @@ def join_cluster(
 
 
 async def wait_for_peers(service: ClusterService, config: daemon_config.DaemonConfig) -> None:
-    """Before deciding anything at start-up, hear from the peers (or stop waiting)."""
+    """Before deciding anything at start-up, hear from the peers.
+
+    Peers that cannot be reached within a few heartbeat timeouts are given up
+    on (they may be down); a peer that is connected is always waited for, up
+    to a few seconds, because deciding without its states could mean adopting
+    what it holds now.
+    """
     loop = asyncio.get_running_loop()
     interval, misses = service.node.timing()
-    deadline = loop.time() + max(1.0, 2 * interval * misses + 0.5)
+    start = loop.time()
+    reach = max(1.0, 2 * interval * misses + 0.5)
     expected = {p.name for p in config.peer}
-    while not expected <= service.reported and loop.time() < deadline:
+
+    def waiting() -> set[str]:
+        connected = service.node.alive() if loop.time() - start >= reach else expected
+        return (expected & connected) - service.reported
+
+    while waiting() and loop.time() - start < reach + 5.0:
         await asyncio.sleep(0.02)
     missing = sorted(expected - service.reported)
     note = f"; not heard from {', '.join(missing)}" if missing else ""

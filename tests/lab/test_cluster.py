@@ -148,8 +148,12 @@ def test_crash_of_s1_and_its_return(
     assert any(m == "s1 died holding it; taking it over (priority 10)" for m in events), events
 
     faults.recover(lab.node("s1"))  # cables back, daemon restarted
+    story = [
+        f"{e['server']} {e['kind']}: {e['message']}"
+        for e in s1.events(after=s1.since) + s2.events(after=s2.since)
+    ]
     if switchback == "intelligent":
-        assert holders([s1, s2], VIP) == ["s2"]  # s1 came back without the VIP
+        assert holders([s1, s2], VIP) == ["s2"], story  # s1 came back without the VIP
         assert any("s2 holds it now" in e["message"] for e in s1.events(TAG, s1.since))
     else:
         wait_until(

@@ -134,17 +134,16 @@ def test_replayed_frames_are_dropped(
         stale = wire.seal(key, old.frame("catalog.docs", deletion(rid)))
         first.close()
         new = second.handshake(key)
-        # A frame of the earlier session, replayed into a new one.
-        second.send(stale)
+        again = new.frame("catalog.docs", deletion(rid))
+        again["seq"] = 1  # the ack already used 1
+        # Both at once, before the real s1 reconnects and replaces this session:
+        # a frame of the earlier session, and one of this session with a used number.
+        second.send(stale + wire.seal(key, again))
         wait_until(
             lambda: any("another session" in m for m in security_events(s2)),
             3,
             message="replay logged",
         )
-        # A frame of this session sent again with a sequence number already used.
-        again = new.frame("catalog.docs", deletion(rid))
-        again["seq"] = 1  # the ack already used 1
-        second.send(wire.seal(key, again))
         wait_until(
             lambda: any("not after" in m for m in security_events(s2)), 3, message="reuse logged"
         )
