@@ -160,6 +160,13 @@ def stop(node: Node, grace: float = 10.0) -> None:
     control.stop(daemon_name(node), grace)
 
 
+def freeze(node: Node) -> None:
+    """Stop the daemon in its tracks (SIGSTOP): it runs no more code until killed or continued."""
+    found = pid(node)
+    if found is not None:
+        os.kill(found, signal.SIGSTOP)
+
+
 def kill(node: Node) -> None:
     """kill -9 the server's daemon, as a crash would."""
     found = pid(node)

@@ -29,12 +29,14 @@ def plug(node: Node, *ifnames: str) -> None:
 
 
 def crash(node: Node) -> None:
-    """A server crash: it drops off every network and its daemon dies.
+    """A server crash: the machine freezes, drops off every network, and its daemon dies.
 
-    The cables go first, so that, as with a power loss, no connection is
-    closed politely (a killed process's sockets would send resets). The
-    kernel's addresses stay configured, unreachable, as on a hung machine.
+    The daemon is frozen first (so it cannot react to its links going down),
+    then the cables go (so that, as with a power loss, no connection is closed
+    politely: a killed process's sockets would send resets), then it is
+    killed. The kernel's addresses stay configured, unreachable.
     """
+    daemons.freeze(node)
     unplug(node)
     daemons.kill(node)
 
