@@ -219,7 +219,8 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     )
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    failed = [t for t in finished if t is not stopping]
+    # A part that ends on its own before any stop was asked for has failed.
+    failed = [t for t in finished if t is not stopping] if not stop.is_set() else []
     for task in failed:
         # A part of the daemon ended on its own: exit non-zero so systemd restarts us.
         error = task.exception() if not task.cancelled() else None

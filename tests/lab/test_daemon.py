@@ -146,3 +146,67 @@ def test_tunables_show_sources_and_changes_apply_at_the_next_check(
     wait_until(
         lambda: "answered a ping of 198.18.0.255" in last_check(), 3, message="broadcast again"
     )
+
+
+def test_source_address_setting_through_the_daemon(servers: dict[str, LabServer]) -> None:
+    s1 = servers["s1"]
+    create_vip(s1)
+    changed = s1.json("set", TAG, "source-address", "yes")
+    assert changed["notes"] == ["takes effect at the next bring-up"]
+    shown = s1.json("show", TAG)
+    assert shown["source_address"] == "yes"
+    assert shown["source_address_effective"].startswith("no (takes effect at the next bring-up")
+    s1.json("out-of-service", TAG)
+    s1.json("in-service", TAG)
+    assert s1.json("show", TAG)["source_address_effective"] == "yes"
+    disabled = s1.json("set", TAG, "restore-recover", "disable")
+    assert s1.state(TAG) == "ISU" and disabled["value"] == "disable"
+    assert s1.has_address(VIP)  # disabling does not take the address down (R15)
+
+
+def test_events_follow_prints_new_events_as_they_happen(servers: dict[str, LabServer]) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from ipkeeper.testing import wait_until
+
+    s1 = servers["s1"]
+    follower = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ipkeeper",
+            "events",
+            "--follow",
+            "--limit",
+            "1",
+            "--socket",
+            str(s1.socket),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(
+        target=lambda: lines.extend(iter(follower.stdout.readline, "")), daemon=True
+    )  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_until(lambda: lines, 10, message="the follower's first line")
+        create_vip(s1)
+        wait_until(
+            lambda: any("created: ip resource in service on s1" in line for line in lines),
+            10,
+            message="the new event on the follower",
+        )
+    finally:
+        follower.kill()
+        follower.communicate()
+        reader.join(timeout=5)
+
+
+def test_the_api_socket_is_root_only(servers: dict[str, LabServer]) -> None:
+    import stat
+
+    assert stat.S_IMODE(servers["s1"].socket.stat().st_mode) == 0o600

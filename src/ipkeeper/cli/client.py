@@ -46,7 +46,15 @@ class Client:
         except (httpx.TransportError, OSError) as exc:
             self._unreachable(exc)
             raise
-        data: dict[str, Any] = response.json() if response.content else {}
+        try:
+            data: dict[str, Any] = response.json() if response.content else {}
+        except ValueError:
+            data = {
+                "error": {
+                    "field": "daemon",
+                    "reason": f"HTTP {response.status_code}: {response.text[:200].strip()}",
+                }
+            }
         if response.status_code >= 400:
             error = data.get("error") or {
                 "field": "daemon",

@@ -164,11 +164,13 @@ class CommPath:
     ) -> None:
         """Carry this connection until it breaks or goes quiet; replaces any older one."""
         older = self._serving
+        me = asyncio.current_task()
         # Take the path over before stopping the older connection, so that its
         # ending does not mark the path (and maybe the peer) down for an instant.
+        # (A dialing path serves every connection from the same task.)
         self._session, self._writer = session, writer
-        self._serving = asyncio.current_task()
-        if older is not None and not older.done():
+        self._serving = me
+        if older is not None and older is not me and not older.done():
             older.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await older

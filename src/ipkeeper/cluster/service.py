@@ -285,7 +285,7 @@ class ClusterService:
         return {"addresses": self.engine.repo.ping_list(subnet)}
 
     async def _show(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
-        return views.show(self.engine, str(params["tag"]))
+        return await views.show(self.engine, str(params["tag"]))
 
     async def _interfaces(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         return await views.interfaces(self.engine, str(params["address"]), str(params["netmask"]))

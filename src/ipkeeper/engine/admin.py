@@ -121,16 +121,18 @@ async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[st
         if value not in choices:
             raise OpError("value", f"{value!r} must be one of {', '.join(choices)}")
         async with engine.locks.hold(lambda: engine.hierarchy_of(rec.id)):
-            notes = _apply_ip_setting(engine, rec, tag, prop, choices[value])
+            notes = await _apply_ip_setting(engine, rec, tag, prop, choices[value])
     else:
         raise OpError(
             "setting", f"{key!r} is not a setting (source-address, restore-recover, switchback)"
         )
+    engine.repo.bump_version(rec.id)
+    engine.peers.publish_catalog([rec.id])
     engine.events.add("admin", f"{key} set to {value}", tag=tag)
     return {"tag": tag, "setting": key, "value": value, "notes": notes}
 
 
-def _apply_ip_setting(
+async def _apply_ip_setting(
     engine: Engine, rec: ResourceRecord, tag: str, prop: str, value: bool
 ) -> list[str]:
     inst = local_instance(engine, rec, tag)
@@ -149,11 +151,9 @@ def _apply_ip_setting(
         elif state is not None and state.in_service:
             notes.append("takes effect at the next bring-up")
         if value and spec.address.version == 4:
-            own = [
-                a
-                for a in netlink.addresses_on(spec.interface)
-                if a.version == 4 and a.ip != spec.address
-            ]
+            loop = asyncio.get_running_loop()
+            found = await loop.run_in_executor(engine.pool, netlink.addresses_on, spec.interface)
+            own = [a for a in found if a.version == 4 and a.ip != spec.address]
             if not any(a.ip in spec.network for a in own):
                 notes.append(
                     f"{spec.network} is not the subnet of this server's own address: all traffic to it will use the VIP"

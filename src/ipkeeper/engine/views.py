@@ -69,7 +69,7 @@ def status(engine: Engine) -> dict[str, Any]:
     }
 
 
-def show(engine: Engine, tag: str, server: str | None = None) -> dict[str, Any]:
+async def show(engine: Engine, tag: str, server: str | None = None) -> dict[str, Any]:
     """R12: every property of `tag` on `server` (default: this one)."""
     rec = resolve(engine, tag)
     where = server or engine.server
@@ -98,7 +98,8 @@ def show(engine: Engine, tag: str, server: str | None = None) -> dict[str, Any]:
             engine.repo.ping_list(str(spec.network)) if where == engine.server else None
         )
         if where == engine.server and spec.source_address and spec.address.version == 4:
-            route = netlink.subnet_route(spec.network)
+            loop = asyncio.get_running_loop()
+            route = await loop.run_in_executor(engine.pool, netlink.subnet_route, spec.network)
             effective = route is not None and route.prefsrc == spec.address
             props["source_address_effective"] = (
                 "yes"

@@ -31,7 +31,7 @@ async def get_resource(engine: EngineDep, tag: str, server: str | None = None) -
     """Every property of a resource on a server (R12), asked of that server."""
     if server is not None and server != engine.server:
         return await engine.peers.request(server, "show", {"tag": tag})
-    return views.show(engine, tag)
+    return await views.show(engine, tag)
 
 
 @router.delete("/{tag}")

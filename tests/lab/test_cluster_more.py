@@ -1,0 +1,124 @@
+"""More of the cluster (R5, R22, R25, R32): a daemon killed alone, a server that loses
+its network, a server that rejoins after changes, conflicting changes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pyroute2 import IPRoute
+
+from ipkeeper.lab import daemons, faults, probe
+from ipkeeper.lab.topology import Topology
+from ipkeeper.testing import wait_until
+from ipkeeper.testing.labtools import LabServer, holders
+
+pytestmark = pytest.mark.lab
+
+VIP = "198.18.0.50"
+TAG = f"ip-{VIP}"
+
+
+@pytest.fixture
+def pair(servers: dict[str, LabServer], lab: Topology) -> Iterator[tuple[LabServer, LabServer]]:
+    s1, s2 = servers["s1"], servers["s2"]
+    s1.since, s2.since = s1.mark(), s2.mark()
+    yield s1, s2
+    for node in lab.servers:
+        faults.plug(node)
+        daemons.start(node)
+    for server in (s1, s2):
+        wait_until(
+            lambda s=server: all(x["alive"] for x in s.status()["servers"]),
+            10,
+            message="whole again",
+        )
+
+
+def backed_up_vip(s1: LabServer) -> None:
+    s1.json("create", "ip", "--address", VIP, "--netmask", "24")
+    s1.json("extend", TAG, "--target", "s2")
+
+
+def test_a_daemon_killed_alone_leaves_its_vip_to_be_adopted(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    backed_up_vip(s1)
+    daemons.kill(lab.node("s1"))
+    wait_until(
+        lambda: any(e["kind"] == "not-taken" for e in s2.events(TAG, s2.since)),
+        5,
+        message="s2 refused",
+    )
+    assert holders([s1, s2], VIP) == ["s1"]  # never on both
+    assert probe.ping(lab.node("client"), VIP) is not None
+    daemons.start(lab.node("s1"))
+    assert s1.state(TAG) == "ISP"
+    assert any(e["kind"] == "adopted" for e in s1.events(TAG, s1.since))
+    wait_until(lambda: s2.state(TAG, "s1") == "ISP", 5, message="s2 hears s1 holds it")
+    assert holders([s1, s2], VIP) == ["s1"]
+
+
+def test_a_server_that_loses_its_network_gives_its_vip_up(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    backed_up_vip(s1)
+    faults.unplug(lab.node("s1"))  # both cables; s1's daemon keeps running
+    wait_until(lambda: not s1.has_address(VIP), 5, message="s1 released the VIP")
+    wait_until(lambda: s2.has_address(VIP), 5, message="s2 took it over")
+    assert s1.state(TAG) == "OSF"
+    faults.plug(lab.node("s1"))
+    wait_until(lambda: all(x["alive"] for x in s1.status()["servers"]), 5, message="s1 rejoined")
+    assert holders([s1, s2], VIP) == ["s2"]
+
+
+def test_a_server_that_was_down_learns_what_changed(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    backed_up_vip(s1)
+    s1.json("create", "ip", "--address", "198.18.0.51", "--netmask", "24")
+    s1.json("extend", "ip-198.18.0.51", "--target", "s2")
+    daemons.stop(lab.node("s2"))
+    s1.json("set", TAG, "switchback", "automatic")
+    s1.json("delete", "ip-198.18.0.51")
+    daemons.start(lab.node("s2"))
+    wait_until(
+        lambda: [r["tag"] for r in s2.status()["resources"]] == [TAG], 5, message="deletion learnt"
+    )
+    wait_until(
+        lambda: s2.json("show", TAG)["switchback"] == "automatic", 5, message="change learnt"
+    )
+
+
+def test_conflicting_changes_are_refused_not_merged(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    backed_up_vip(s1)
+    node = lab.node("s1")
+    faults.unplug(node, "eth1")
+    with IPRoute(netns=node.namespace) as ipr:
+        ipr.route("add", dst="198.18.0.12/32", type="blackhole")
+    try:
+        wait_until(
+            lambda: not all(x["alive"] for x in s1.status()["servers"]), 5, message="partitioned"
+        )
+        s1.json("set", TAG, "switchback", "automatic")
+        s2.json("set", TAG, "source-address", "yes")
+    finally:
+        with IPRoute(netns=node.namespace) as ipr:
+            ipr.route("del", dst="198.18.0.12/32", type="blackhole")
+        faults.plug(node, "eth1")
+    for server in (s1, s2):
+        wait_until(
+            lambda s=server: any(e["kind"] == "conflict" for e in s.events(after=s.since)),
+            5,
+            message="conflict",
+        )
+    # Neither change was merged into the other server's definition.
+    assert s1.json("show", TAG)["switchback"] == "automatic"
+    assert s2.json("show", TAG)["switchback"] == "intelligent"
+    assert s1.json("show", TAG, "--server", "s2")["source_address"] == "yes"
