@@ -87,6 +87,9 @@ def test_plan_takes_over_only_on_the_best_live_server() -> None:
     assert waits.action is Action.NOTHING and waits.target == "s2"
     failed = plan(prio, here="s3", may_take_over=True, **args | {"failed": {"s2"}})
     assert failed.action is Action.RESTORE
+    # A server where it failed once is still used when no other is left.
+    last = plan(prio, here="s2", may_take_over=True, **args | {"alive": {"s2"}, "failed": {"s2"}})
+    assert last.action is Action.RESTORE
     assert plan(prio, here="s2", may_take_over=False, **args).action is Action.NOTHING
 
 
@@ -113,4 +116,5 @@ def test_defer_to_holders_at_start_up() -> None:
     assert defer_to_holders(adopt, {"s2"}).action is Action.REMOVE
     restore = Decision(Action.RESTORE, "x")
     assert defer_to_holders(restore, {"s2"}).action is Action.STAND_DOWN
+    assert defer_to_holders(restore, {"s2"}, active=True).action is Action.REMOVE
     assert defer_to_holders(restore, set()) is restore

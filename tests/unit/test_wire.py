@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import os
 import struct
 from pathlib import Path
@@ -32,6 +34,12 @@ def test_a_sealed_frame_reads_back() -> None:
 def test_a_wrong_key_is_refused_before_parsing() -> None:
     with pytest.raises(wire.FrameError, match="bad HMAC"):
         read(wire.seal(bytes(32), wire.hello("s1", "s2", "abc")))
+    # Not even JSON: still refused for its HMAC, so the body was never parsed.
+    garbage = b"{not json"
+    prefix = wire.MAGIC + struct.pack("!I", len(garbage))
+    mac = hmac.new(bytes(32), prefix + garbage, hashlib.sha256).digest()
+    with pytest.raises(wire.FrameError, match="bad HMAC"):
+        read(prefix + mac + garbage)
 
 
 def test_an_altered_frame_is_refused() -> None:
@@ -77,5 +85,8 @@ def test_the_key_file_must_be_private(tmp_path: Path) -> None:
     os.chmod(path, 0o600)
     assert wire.load_key(path) == bytes.fromhex("ab" * 32)
     path.write_text("short")
-    with pytest.raises(wire.KeyFileError, match="at least 16"):
+    with pytest.raises(wire.KeyFileError, match="at least 16 characters"):
+        wire.load_key(path)
+    path.write_text("ab" * 10)  # 20 hex digits: long enough as text, only 10 bytes as a key
+    with pytest.raises(wire.KeyFileError, match="at least 16 bytes"):
         wire.load_key(path)

@@ -34,9 +34,12 @@ class Applied(StrEnum):
     REFUSED = "refused"  # would remove an instance that is in service here
 
 
-def export(repo: Repo, rec: ResourceRecord) -> dict[str, Any]:
-    """The replicated document of one resource."""
-    children = sorted(c for p, c in repo.dependencies() if p == rec.id)
+def export(
+    repo: Repo, rec: ResourceRecord, dependencies: list[tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """The replicated document of one resource (pass `dependencies` when exporting many)."""
+    edges = repo.dependencies() if dependencies is None else dependencies
+    children = sorted(c for p, c in edges if p == rec.id)
     return {
         "id": rec.id,
         "kind": rec.kind,
@@ -61,7 +64,10 @@ def content_hash(doc: dict[str, Any]) -> str:
 
 def digest(repo: Repo) -> dict[str, Any]:
     """What this server holds: {resources: {id: [version, hash]}, tombstones: {id: version}}."""
-    resources = {rec.id: [rec.version, content_hash(export(repo, rec))] for rec in repo.resources()}
+    edges = repo.dependencies()
+    resources = {
+        rec.id: [rec.version, content_hash(export(repo, rec, edges))] for rec in repo.resources()
+    }
     tombstones = {
         row["resource_id"]: row["version"]
         for row in repo.db.query("SELECT resource_id, version FROM tombstones")
@@ -84,7 +90,10 @@ def plan_sync(mine: dict[str, Any], theirs: dict[str, Any]) -> SyncPlan:
     their_res: dict[str, list[Any]] = theirs.get("resources", {})
     their_tombs: dict[str, int] = theirs.get("tombstones", {})
     for rid, (version, chash) in mine["resources"].items():
-        if their_tombs.get(rid, 0) >= version:
+        if their_tombs.get(rid, 0) == version:
+            conflicts.append(rid)  # deleted there, changed here, at the same count
+            continue
+        if their_tombs.get(rid, 0) > version:
             continue
         other = their_res.get(rid)
         if other is None or other[0] < version:
@@ -98,23 +107,41 @@ def plan_sync(mine: dict[str, Any], theirs: dict[str, Any]) -> SyncPlan:
     return SyncPlan(sorted(docs), sorted(tombs), sorted(conflicts))
 
 
-def apply(repo: Repo, doc: dict[str, Any], me: str) -> Applied:
-    """Store a document received from a peer, if it is newer than ours."""
+def _verdict(repo: Repo, doc: dict[str, Any], me: str) -> Applied | None:
+    """Why a document must not be applied here, or None when it may."""
     rid = doc["id"]
     tomb = repo.tombstone(rid)
     if tomb is not None and tomb >= doc["version"]:
         return Applied.OLDER
     local = repo.resource(rid)
     if local is not None:
-        ours = export(repo, local)
         if doc["version"] < local.version:
             return Applied.OLDER
         if doc["version"] == local.version:
-            return Applied.SAME if content_hash(ours) == content_hash(doc) else Applied.CONFLICT
+            same = content_hash(export(repo, local)) == content_hash(doc)
+            return Applied.SAME if same else Applied.CONFLICT
     here = next((i for i in doc["instances"] if i["server"] == me), None)
     state = repo.local_state(rid)
-    if here is None and state is not None and state.state.in_service:
+    busy = state is not None and (state.state.in_service or state.pending is not None)
+    if here is None and busy:
         return Applied.REFUSED
+    mine = local.instance(me) if local is not None else None
+    if mine is not None and here is not None and here["props"] != mine.props:
+        # Only this server changes its own instance's settings: a different copy
+        # means a change made here that the sender has not seen.
+        return Applied.CONFLICT
+    return None
+
+
+def apply(repo: Repo, doc: dict[str, Any], me: str) -> Applied:
+    """Store a document received from a peer, if it is newer than ours and compatible."""
+    verdict = _verdict(repo, doc, me)
+    if verdict is not None:
+        return verdict
+    rid = doc["id"]
+    local = repo.resource(rid)
+    here = next((i for i in doc["instances"] if i["server"] == me), None)
+    state = repo.local_state(rid)
     with repo.db.transaction() as conn:
         if local is None:
             repo.insert_resource(
@@ -145,16 +172,14 @@ def apply_tombstone(repo: Repo, rid: str, version: int, tag: str) -> Applied:
     """Delete a resource a peer deleted, unless ours is newer or in service here."""
     local = repo.resource(rid)
     if local is None:
-        with repo.db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO tombstones VALUES (?, ?, ?, strftime('%s','now'))",
-                (rid, tag, version),
-            )
+        repo.add_tombstone(rid, tag, version)
         return Applied.SAME
-    if local.version >= version:
+    if local.version == version:
+        return Applied.CONFLICT
+    if local.version > version:
         return Applied.OLDER
     state = repo.local_state(rid)
-    if state is not None and state.state.in_service:
+    if state is not None and (state.state.in_service or state.pending is not None):
         return Applied.REFUSED
     repo.delete_resource(rid, version)
     return Applied.APPLIED

@@ -60,6 +60,7 @@ class CommPath:
         on_frame: FrameHandler,
         on_change: Notify,
         on_drop: DropLog,
+        on_reconnect: Notify = lambda path: None,
     ) -> None:
         self.me, self.peer, self.local, self.remote, self.port = me, peer, local, remote, port
         self.key = key
@@ -67,6 +68,7 @@ class CommPath:
         self.on_frame = on_frame
         self.on_change = on_change
         self.on_drop = on_drop
+        self.on_reconnect = on_reconnect
         self.dialer = me < peer
         self.state = PathState.DOWN
         self.since = time.time()
@@ -106,7 +108,14 @@ class CommPath:
         log.info(
             "path %s to %s %s%s", self.name, self.peer, state.value, f": {reason}" if reason else ""
         )
-        self.on_change(self)
+        self._notify(self.on_change)
+
+    def _notify(self, listener: Notify) -> None:
+        try:
+            listener(self)
+        except Exception:
+            # The path's own state is right; a listener's failure must not change it.
+            log.exception("listener of path %s failed", self.name)
 
     # -- sending -------------------------------------------------------------
 
@@ -130,6 +139,9 @@ class CommPath:
                 await self._dial_once(timeout=max(interval * misses, 0.2))
             except (OSError, TimeoutError, asyncio.IncompleteReadError, wire.FrameError) as exc:
                 self.down_reason = f"connect: {exc or type(exc).__name__}"
+            except Exception as exc:  # never let the dialing loop die
+                log.exception("path %s: connection failed", self.name)
+                self.down_reason = f"connection failed: {exc}"
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
@@ -170,13 +182,19 @@ class CommPath:
         # (A dialing path serves every connection from the same task.)
         self._session, self._writer = session, writer
         self._serving = me
-        if older is not None and older is not me and not older.done():
+        replaced = older is not None and older is not me and not older.done()
+        if replaced:
+            assert older is not None
             older.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await older
         self._peer_t = None
         self.last_rx = time.monotonic()
         self._set(PathState.UP)
+        if replaced:
+            # The path never went down, but what was in flight on the old
+            # connection is lost: let the node send it again.
+            self._notify(self.on_reconnect)
         beats = asyncio.create_task(self._heartbeats(), name=f"hb {self.name}")
         reason = "connection closed"
         try:
@@ -207,6 +225,7 @@ class CommPath:
         session = self._session
         assert session is not None
         watchdog = asyncio.create_task(self._watch(), name=f"watchdog {self.name}")
+        read: asyncio.Future[dict[str, Any]] | None = None
         try:
             while True:
                 read = asyncio.ensure_future(wire.read_frame(reader, self.key))
@@ -226,6 +245,8 @@ class CommPath:
                 self._received(body)
         finally:
             watchdog.cancel()
+            if read is not None:
+                read.cancel()
 
     async def _watch(self) -> str:
         """Return once nothing has arrived for HBEAT_MISSES intervals.

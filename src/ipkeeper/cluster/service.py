@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,9 @@ class ClusterService:
         # its recorded states may be stale: it reports them as not ready, and
         # peers take it to hold nothing yet.
         self.ready = False
+        self.boot = uuid.uuid4().hex  # this run of the daemon, so peers can order our reports
+        self._sequence = 0
+        self._stamps: dict[str, tuple[str, int]] = {}
         self.on_states: list[Callable[[str], None]] = []  # told of each report from a ready peer
         self.on_peer: list[Callable[[str, bool], None]] = []
         self._publish_pending = False
@@ -62,6 +66,7 @@ class ClusterService:
             }
         )
         node.listeners.append(self._peer_changed)
+        node.reconnect_listeners.append(self._resync)
         engine.repo.listeners.append(self._local_changed)
 
     # -- Peers protocol ------------------------------------------------------
@@ -111,13 +116,13 @@ class ClusterService:
         self.node.broadcast(
             "catalog.docs",
             {"docs": self._docs_for(resource_ids), "tombstones": []},
-            every_path=False,
+            every_path=True,
         )
 
     def publish_deletion(self, resource_id: str, version: int, tag: str) -> None:
         """Tell every live peer a resource was deleted."""
         tomb = {"id": resource_id, "version": version, "tag": tag}
-        self.node.broadcast("catalog.docs", {"docs": [], "tombstones": [tomb]}, every_path=False)
+        self.node.broadcast("catalog.docs", {"docs": [], "tombstones": [tomb]}, every_path=True)
 
     async def push_catalog(self, server: str, resource_ids: list[str]) -> None:
         """Send definitions to `server` and wait until it stored them."""
@@ -148,26 +153,42 @@ class ClusterService:
             asyncio.get_running_loop().call_soon(self._publish_states)
 
     def _report(self) -> dict[str, Any]:
-        return {"ready": self.ready, "states": self.snapshot() if self.ready else {}}
+        self._sequence += 1
+        return {
+            "boot": self.boot,
+            "seq": self._sequence,
+            "ready": self.ready,
+            "states": self.snapshot() if self.ready else {},
+        }
 
     def _publish_states(self) -> None:
         self._publish_pending = False
         self.node.broadcast("states", self._report())
 
     def _states(self, peer: str, data: dict[str, Any]) -> None:
+        # Reports go on every path; one delayed on a slow path must not undo a newer one.
+        stamp = (str(data.get("boot", "")), int(data.get("seq", 0)))
+        last = self._stamps.get(peer)
+        if last is not None and last[0] == stamp[0] and stamp[1] <= last[1]:
+            return
+        self._stamps[peer] = stamp
         self.remote[peer] = dict(data.get("states", {}))
         self.reported.add(peer)
         if data.get("ready"):
             for listener in self.on_states:
                 listener(peer)
 
+    def _resync(self, peer: str) -> None:
+        """Exchange digests and states again (a path came back or was re-established)."""
+        self.node.send(peer, "catalog.digest", catalog.digest(self.engine.repo), every_path=True)
+        self.node.send(peer, "states", self._report(), every_path=True)
+
     def _peer_changed(self, peer: str, alive: bool) -> None:
         if alive:
             # What it reported before it went away is history now: until it
             # reports again, it holds nothing as far as decisions go.
             self.remote[peer] = {}
-            self.node.send(peer, "catalog.digest", catalog.digest(self.engine.repo))
-            self.node.send(peer, "states", self._report(), every_path=True)
+            self._resync(peer)
         else:
             self.reported.discard(peer)
         for listener in self.on_peer:
@@ -190,9 +211,8 @@ class ClusterService:
             if r["resource_id"] in plan.tombstones
         ]
         if plan.docs or tombs:
-            self.node.send(
-                peer, "catalog.docs", {"docs": self._docs_for(plan.docs), "tombstones": tombs}
-            )
+            docs = {"docs": self._docs_for(plan.docs), "tombstones": tombs}
+            self.node.send(peer, "catalog.docs", docs, every_path=True)
 
     def _docs(self, peer: str, data: dict[str, Any]) -> None:
         self.apply_docs(peer, data)
@@ -244,12 +264,18 @@ class ClusterService:
 
     # -- requests served -------------------------------------------------------------
 
+    def _ready(self) -> None:
+        if not self.ready:
+            raise OpError("server", f"{self.engine.server} is still starting up", status=503)
+
     async def _up(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready()
         return await hierarchy_up(
             self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
         )
 
     async def _down(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready()
         return await hierarchy_down(
             self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
         )
@@ -268,6 +294,8 @@ class ClusterService:
         return await check_extension(self.engine, list(params["items"]))
 
     async def _catalog_apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        if "docs" not in params and "tombstones" not in params:
+            raise OpError("catalog", "no definitions in the request")
         outcome = self.apply_docs(peer, params)
         refused = [rid for rid, result in outcome.items() if result in ("conflict", "refused")]
         if refused:

@@ -54,36 +54,45 @@ async def finish_delete(engine: Engine, doomed: set[str]) -> bool:
     return True
 
 
+def _both(engine: Engine, parent: str, child: str) -> set[str]:
+    return engine.hierarchy_of(parent) | engine.hierarchy_of(child)
+
+
+def _check_states(
+    engine: Engine, prec: ResourceRecord, crec: ResourceRecord, parent: str, child: str
+) -> None:
+    """R21: on every server with both, both in service or both out; the child wherever the parent runs."""
+    pservers = {i.server for i in prec.instances}
+    cservers = {i.server for i in crec.instances}
+    for server in sorted(pservers & cservers):
+        pstate, _ = state_on(engine, server, prec.id)
+        cstate, _ = state_on(engine, server, crec.id)
+        if pstate is not None and cstate is not None and pstate.in_service != cstate.in_service:
+            raise conflict(
+                "dependency",
+                f"{parent} is {pstate.value} and {child} is {cstate.value} on {server}; "
+                "bring both in or out of service first",
+            )
+    for server in sorted(pservers - cservers):
+        pstate, _ = state_on(engine, server, prec.id)
+        if pstate is not None and pstate.in_service:
+            raise conflict(
+                "dependency", f"{child} is not extended to {server}, where {parent} is in service"
+            )
+
+
 async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
     """Make `parent` depend on `child` (R21); a cycle or a state mismatch is refused."""
     prec, crec = resolve(engine, parent), resolve(engine, child)
-    async with engine.catalog:
+    async with engine.catalog, engine.locks.hold(lambda: _both(engine, prec.id, crec.id)):
         cycle = engine.graph().cycle_with(prec.id, crec.id)
         if cycle is not None:
             path = " -> ".join(engine.tag(r) for r in cycle)
             raise conflict("dependency", f"{path} would be a cycle")
-        for server in sorted(
-            {i.server for i in prec.instances} & {i.server for i in crec.instances}
-        ):
-            pstate, _ = state_on(engine, server, prec.id)
-            cstate, _ = state_on(engine, server, crec.id)
-            if pstate is not None and cstate is not None and pstate.in_service != cstate.in_service:
-                raise conflict(
-                    "dependency",
-                    f"{parent} is {pstate.value} and {child} is {cstate.value} on {server}; "
-                    "bring both in or out of service first",
-                )
-        for server in sorted(
-            {i.server for i in prec.instances} - {i.server for i in crec.instances}
-        ):
-            pstate, _ = state_on(engine, server, prec.id)
-            if pstate is not None and pstate.in_service:
-                raise conflict(
-                    "dependency",
-                    f"{child} is not extended to {server}, where {parent} is in service",
-                )
-        engine.repo.add_dependency(prec.id, crec.id)
-        engine.repo.bump_version(prec.id)
+        _check_states(engine, prec, crec, parent, child)
+        with engine.repo.db.transaction():
+            engine.repo.add_dependency(prec.id, crec.id)
+            engine.repo.bump_version(prec.id)
         engine.peers.publish_catalog([prec.id])
         engine.events.add("admin", f"now depends on {child}", tag=parent)
     return {"parent": parent, "child": child}
@@ -92,11 +101,12 @@ async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
 async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
     """Remove the dependency of `parent` on `child`."""
     prec, crec = resolve(engine, parent), resolve(engine, child)
-    async with engine.catalog:
+    async with engine.catalog, engine.locks.hold(lambda: _both(engine, prec.id, crec.id)):
         if (prec.id, crec.id) not in engine.repo.dependencies():
             raise OpError("dependency", f"{parent} does not depend on {child}", status=404)
-        engine.repo.remove_dependency(prec.id, crec.id)
-        engine.repo.bump_version(prec.id)
+        with engine.repo.db.transaction():
+            engine.repo.remove_dependency(prec.id, crec.id)
+            engine.repo.bump_version(prec.id)
         engine.peers.publish_catalog([prec.id])
         engine.events.add("admin", f"no longer depends on {child}", tag=parent)
     return {"parent": parent, "child": child, "removed": True}
@@ -113,7 +123,10 @@ async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[st
     rec = resolve(engine, tag)
     notes: list[str] = []
     if key == "switchback":
-        engine.repo.set_switchback(rec.id, check_switchback(value))
+        check_switchback(value)
+        with engine.repo.db.transaction():
+            engine.repo.set_switchback(rec.id, value)
+            engine.repo.bump_version(rec.id)
     elif key in SETTINGS:
         if rec.kind != "ip":
             raise OpError("setting", f"{key} applies to IP resources only; {tag} is {rec.kind}")
@@ -126,10 +139,26 @@ async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[st
         raise OpError(
             "setting", f"{key!r} is not a setting (source-address, restore-recover, switchback)"
         )
-    engine.repo.bump_version(rec.id)
     engine.peers.publish_catalog([rec.id])
     engine.events.add("admin", f"{key} set to {value}", tag=tag)
     return {"tag": tag, "setting": key, "value": value, "notes": notes}
+
+
+async def _source_notes(engine: Engine, spec: IPSpec, value: bool, in_service: bool) -> list[str]:
+    notes = []
+    if value and spec.address.version == 6:
+        notes.append("source address applies to IPv4 only; it has no effect on this IPv6 resource")
+    elif in_service:
+        notes.append("takes effect at the next bring-up")
+    if value and spec.address.version == 4:
+        loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(engine.pool, netlink.addresses_on, spec.interface)
+        own = [a for a in found if a.version == 4 and a.ip != spec.address]
+        if not any(a.ip in spec.network for a in own):
+            notes.append(
+                f"{spec.network} is not the subnet of this server's own address: all traffic to it will use the VIP"
+            )
+    return notes
 
 
 async def _apply_ip_setting(
@@ -137,39 +166,29 @@ async def _apply_ip_setting(
 ) -> list[str]:
     inst = local_instance(engine, rec, tag)
     props = {**inst.props, prop: value}
-    engine.repo.put_instance(
-        InstanceRecord(inst.resource_id, inst.server, inst.tag, inst.priority, props)
-    )
-    spec = IPSpec.from_props(props)
     state = engine.state(rec.id)
-    notes = []
-    if prop == "source_address":
-        if value and spec.address.version == 6:
-            notes.append(
-                "source address applies to IPv4 only; it has no effect on this IPv6 resource"
-            )
-        elif state is not None and state.in_service:
-            notes.append("takes effect at the next bring-up")
-        if value and spec.address.version == 4:
-            loop = asyncio.get_running_loop()
-            found = await loop.run_in_executor(engine.pool, netlink.addresses_on, spec.interface)
-            own = [a for a in found if a.version == 4 and a.ip != spec.address]
-            if not any(a.ip in spec.network for a in own):
-                notes.append(
-                    f"{spec.network} is not the subnet of this server's own address: all traffic to it will use the VIP"
-                )
-    elif state is not None and state.in_service:
-        new_state = ResourceState.ISP if value else ResourceState.ISU
+    in_service = state is not None and state.in_service
+    notes = (
+        await _source_notes(engine, IPSpec.from_props(props), value, in_service)
+        if prop == "source_address"
+        else []
+    )
+    with engine.repo.db.transaction():
+        engine.repo.put_instance(
+            InstanceRecord(inst.resource_id, inst.server, inst.tag, inst.priority, props)
+        )
+        engine.repo.bump_version(rec.id)
+    if prop == "restore_recover" and in_service:
+        why = (
+            "enabled: monitored again"
+            if value
+            else "disabled: no longer checked, address left as it is"
+        )
         engine.record(
             rec,
-            new_state,
+            ResourceState.ISP if value else ResourceState.ISU,
             "state",
-            "restore-and-recover "
-            + (
-                "enabled: monitored again"
-                if value
-                else "disabled: no longer checked, address left as it is"
-            ),
+            f"restore-and-recover {why}",
         )
     return notes
 

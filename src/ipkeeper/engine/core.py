@@ -9,6 +9,7 @@ to the event log (R29).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -98,14 +99,16 @@ class Engine:
     # -- actions -------------------------------------------------------------
 
     def timeout(self, rec: ResourceRecord, action: str) -> float:
-        """Seconds `action` may take for this resource (the kit's declaration)."""
-        props = self.instance(rec).props
-        if "timeout" in props:
-            return float(props["timeout"]) + 5.0
-        return self.kits.get(rec.kind).describe().timeouts.get(action, 60.0)
+        """Seconds `action` may take for this resource, as its kit bounds it."""
+        return self.kits.get(rec.kind).time_limit(self.instance(rec), action)
 
     async def act(self, rec: ResourceRecord, action: str) -> KitResult:
-        """Run one kit action in a worker thread under its timeout; never raises."""
+        """Run one kit action in a worker thread under its time limit; never raises.
+
+        A thread cannot be stopped: an action that overruns is reported as failed
+        only once it has really ended (every kit bounds its own work), so that
+        whatever it did can be undone before anything else is decided.
+        """
         kit = self.kits.get(rec.kind)
         inst = self.instance(rec)
         limit = self.timeout(rec, action)
@@ -113,13 +116,21 @@ class Engine:
         tracked = action != "quick_check"
         if tracked:
             self.busy[rec.id] = (action, time.monotonic())
+        running = loop.run_in_executor(self.pool, getattr(kit, action), inst)
         try:
-            return await asyncio.wait_for(
-                loop.run_in_executor(self.pool, getattr(kit, action), inst), limit
-            )
+            return await asyncio.wait_for(asyncio.shield(running), limit)
         except TimeoutError:
+            log.error(
+                "[%s@%s] %s overran its %.0fs limit; waiting for it to end",
+                inst.tag,
+                self.server,
+                action,
+                limit,
+            )
+            with contextlib.suppress(Exception):
+                await running
             return KitResult(
-                Outcome.FAILED_NODE, f"{action} timed out after {limit:.0f}s", step=action
+                Outcome.FAILED_NODE, f"{action} overran its time limit of {limit:.0f}s", step=action
             )
         except Exception as exc:  # a kit bug must not take the daemon down
             log.exception("[%s@%s] %s raised", inst.tag, self.server, action)
@@ -178,8 +189,16 @@ class Engine:
                 state, kind = ResourceState.OSU, "not-taken"
             else:
                 state, kind = ResourceState.OSF, "restore-failed"
-            self.record(rec, state, kind, f"{why}: {result.reason}", step=result.step)
+                await self.act(rec, "remove")  # whatever the failed restore left behind
+            # A creation that failed is deleted (at once, or at the next start).
+            after = "delete" if marker == "create" else None
+            self.record(
+                rec, state, kind, f"{why}: {result.reason}", pending=after, step=result.step
+            )
             for done in reversed(brought):
+                self.repo.set_state(
+                    done.id, self.in_service_state(done), "being undone", pending="remove"
+                )
                 undo = await self.act(done, "remove")
                 state = ResourceState.OSU if undo.ok else ResourceState.OSF
                 self.record(

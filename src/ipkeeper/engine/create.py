@@ -66,6 +66,21 @@ def check_new_tag(engine: Engine, tag: str) -> str:
     return tag
 
 
+async def unused_in_cluster(engine: Engine, tag: str, address: str | None) -> None:
+    """R4, R5 across the cluster: ask every live peer whether the tag or address is taken."""
+    for server in sorted(engine.peers.alive() - {engine.server}):
+        answer = await engine.peers.request(
+            server, "used", {"tag": tag, "address": address}, timeout=10
+        )
+        if answer.get("tag_used"):
+            raise conflict("tag", f"{tag} already exists on {server}")
+        if answer.get("address_used_by"):
+            raise conflict(
+                "address",
+                f"{address} is already used by resource {answer['address_used_by']} on {server} (R5)",
+            )
+
+
 async def ip_spec(
     engine: Engine, address: str, netmask: str, interface: str | None
 ) -> tuple[IPSpec, str]:
@@ -100,6 +115,7 @@ async def create_ip(
     async with engine.catalog:
         spec, entered = await ip_spec(engine, address, netmask, interface)
         final_tag = check_new_tag(engine, tag or default_tag(entered))
+        await unused_in_cluster(engine, final_tag, str(spec.address))
         return await _create(engine, "ip", final_tag, spec.to_props(), switchback, priority)
 
 
@@ -127,6 +143,7 @@ async def create_app(
     loop = asyncio.get_running_loop()
     async with engine.catalog:
         check_new_tag(engine, tag)
+        await unused_in_cluster(engine, tag, None)
         try:
             props = await loop.run_in_executor(engine.pool, validate_app, commands)
         except ValueError as exc:
@@ -162,6 +179,7 @@ async def finish_create(engine: Engine, rid: str) -> dict[str, Any]:
         field = {"unique": "address", "interface": "interface"}.get(result.step or "", "restore")
         raise OpError(field, f"bring-up failed, nothing created: {result.reason}")
     engine.events.add("created", f"{rec.kind} resource in service on {engine.server}", tag=tag)
+    engine.peers.publish_catalog([rid])
     state = engine.state(rid)
     return {
         "tag": tag,

@@ -129,7 +129,10 @@ def plan(
     if not dead_holders:
         return Decision(Action.NOTHING, "out of service")
     died = ", ".join(sorted(dead_holders))
-    target = failover_target(priorities, alive, exclude=set(failed))
+    # A server where it once failed is tried only when no other is left.
+    target = failover_target(priorities, alive, exclude=set(failed)) or failover_target(
+        priorities, alive
+    )
     if target is None:
         return Decision(
             Action.NOTHING, f"{died} died holding it and no live server can take it over"
@@ -148,13 +151,16 @@ def plan(
     )
 
 
-def defer_to_holders(decision: Decision, holders: set[str]) -> Decision:
+def defer_to_holders(decision: Decision, holders: set[str], active: bool = False) -> Decision:
     """At start-up, when other live servers hold the hierarchy (they took it over
-    while this one was away), this server must not adopt or restore it."""
+    while this one was away), this server must not adopt or restore it; what
+    is still active here is taken down."""
     if not holders:
         return decision
     who = ", ".join(sorted(holders))
-    if decision.action is Action.ADOPT:
+    if decision.action is Action.ADOPT or (
+        active and decision.action in (Action.RESTORE, Action.FINISH_CREATE)
+    ):
         return Decision(Action.REMOVE, f"{who} holds it now: taking down what is left here")
     if decision.action in (Action.RESTORE, Action.FINISH_CREATE):
         return Decision(Action.STAND_DOWN, f"{who} holds it now: not brought up here")

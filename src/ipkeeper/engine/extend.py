@@ -20,7 +20,7 @@ from ipkeeper.kits.app.kit import validate_app
 from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.interfaces import choose
 from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
-from ipkeeper.store.repo import InstanceRecord
+from ipkeeper.store.repo import InstanceRecord, ResourceRecord
 
 DEFAULT_TARGET_PRIORITY = 10
 
@@ -216,10 +216,8 @@ async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[s
     return {"items": checked}
 
 
-async def unextend(engine: Engine, tag: str, server: str) -> dict[str, Any]:
-    """Remove the hierarchy of `tag` from `server`; refused where it is in service (R19)."""
-    rec = resolve(engine, tag)
-    ids = engine.hierarchy_of(rec.id)
+def _removable(engine: Engine, tag: str, server: str, ids: set[str]) -> list[ResourceRecord]:
+    """The members of a hierarchy extended to `server`, checked as removable from it (R19)."""
     members = [r for rid in ids if (r := engine.repo.resource(rid)) and r.instance(server)]
     if not members:
         raise conflict("server", f"{tag} is not extended to {server}")
@@ -235,7 +233,15 @@ async def unextend(engine: Engine, tag: str, server: str) -> dict[str, Any]:
                 "server",
                 f"{server} holds the only instance of {member.tag_on(server)}; delete it instead",
             )
-    async with engine.catalog:
+    return members
+
+
+async def unextend(engine: Engine, tag: str, server: str) -> dict[str, Any]:
+    """Remove the hierarchy of `tag` from `server`; refused where it is in service (R19)."""
+    rec = resolve(engine, tag)
+    _removable(engine, tag, server, engine.hierarchy_of(rec.id))  # refuse early, before waiting
+    async with engine.catalog, engine.locks.hold(lambda: engine.hierarchy_of(rec.id)) as ids:
+        members = _removable(engine, tag, server, ids)  # nothing moved meanwhile
         with engine.repo.db.transaction():
             for member in members:
                 engine.repo.remove_instance(member.id, server)
@@ -244,9 +250,7 @@ async def unextend(engine: Engine, tag: str, server: str) -> dict[str, Any]:
                 engine.repo.bump_version(member.id)
         ids_changed = [m.id for m in members]
         if server != engine.server and server in engine.peers.alive():
-            await engine.peers.request(
-                server, "catalog.apply", {"ids": ids_changed, "from": engine.server}
-            )
+            await engine.peers.push_catalog(server, ids_changed)
         engine.peers.publish_catalog(ids_changed)
     tags = sorted(m.tag_on(server) for m in members)
     engine.events.add("admin", f"unextended from {server}: {', '.join(tags)}", tag=tag)

@@ -185,7 +185,15 @@ class Failover:
         tag = engine.tag(rid)
         reason = f"{tag} failed: {why}"
         started = time.monotonic()
-        await engine.take_down(ids, reason, final=ResourceState.OSF)
+        down = await engine.take_down(ids, reason, final=ResourceState.OSF)
+        if not down.ok:
+            # Something could not be stopped here: starting it elsewhere could run it twice.
+            engine.events.add(
+                "failover",
+                f"not failing over: {engine.tag(down.failed or rid)} could not be taken down here ({down.reason})",
+                tag=tag,
+            )
+            return
         where = placement(engine, ids)
         tried: set[str] = {engine.server}
         while True:

@@ -27,7 +27,9 @@ FailureHandler = Callable[[str, set[str], str], Awaitable[None]]
 async def stop_hierarchy(engine: Engine, rid: str, ids: set[str], why: str) -> None:
     """The one-server answer to an unrecoverable failure: the hierarchy goes OSF."""
     tag = engine.tag(rid)
-    await engine.take_down(ids, f"{tag} failed: {why}", final=ResourceState.OSF)
+    result = await engine.take_down(ids, f"{tag} failed: {why}", final=ResourceState.OSF)
+    if not result.ok:
+        engine.events.add("state", f"could not take everything down: {result.reason}", tag=tag)
 
 
 class Monitor:
@@ -124,6 +126,9 @@ class Monitor:
             )
             engine.events.add("check-failed", decision.reason, tag=tag, step=result.step)
             why = decision.reason
+            if decision.action is decide.Action.STOP:
+                await stop_hierarchy(engine, rid, ids, why)  # no failover for a configuration fault
+                return
             if decision.action is decide.Action.RECOVER:
                 self.recoveries[rid] = [*recent, now]
                 repaired = await engine.act(rec, "recover")

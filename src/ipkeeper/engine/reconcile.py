@@ -41,7 +41,7 @@ async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
         active = await probe(engine, rid)
         holders = placement(engine, engine.hierarchy_of(rid)).holders - {engine.server}
         decision = decide.defer_to_holders(
-            decide.reconcile(st.state, st.pending, active), set(holders)
+            decide.reconcile(st.state, st.pending, active), set(holders), active
         )
         decisions[rid] = decision
         if decision.action is not decide.Action.NOTHING:
@@ -56,11 +56,32 @@ def _having(decisions: dict[str, decide.Decision], *actions: decide.Action) -> s
 
 
 async def _carry_out(engine: Engine, decisions: dict[str, decide.Decision]) -> None:
+    """Carry the decisions out hierarchy by hierarchy, so that one failure stays its own."""
+    for ids in engine.graph().components():
+        mine = {rid: d for rid, d in decisions.items() if rid in ids}
+        if mine:
+            await _carry_out_hierarchy(engine, mine)
+
+
+async def _finish_deletions(engine: Engine, doomed: set[str]) -> None:
+    doomed |= {a for r in doomed for a in engine.graph().ancestors(r)}
+    versions = {
+        rid: (rec.version + 1, rec.tag_on(engine.server))
+        for rid in doomed
+        if (rec := engine.repo.resource(rid))
+    }
+    if await finish_delete(engine, doomed):
+        for rid, (version, tag) in versions.items():
+            engine.peers.publish_deletion(rid, version, tag)
+
+
+async def _carry_out_hierarchy(engine: Engine, decisions: dict[str, decide.Decision]) -> None:
     doomed = _having(decisions, decide.Action.FINISH_DELETE)
     if doomed:
-        await finish_delete(
-            engine, doomed | {a for r in doomed for a in engine.graph().ancestors(r)}
-        )
+        await _finish_deletions(engine, doomed)
+        decisions = {
+            rid: d for rid, d in decisions.items() if engine.repo.resource(rid) is not None
+        }
     for rid in _having(decisions, decide.Action.STAND_DOWN):
         engine.repo.set_state(rid, ResourceState.OSU, decisions[rid].reason)
     removing = _having(decisions, decide.Action.REMOVE)
@@ -77,13 +98,12 @@ async def _carry_out(engine: Engine, decisions: dict[str, decide.Decision]) -> N
             engine.repo.set_state(rid, st.state, st.reason, pending=st.pending or "restore")
     if restoring:
         result = await engine.bring_up(restoring, "reconciled at start-up")
-        created = _having(decisions, decide.Action.FINISH_CREATE)
-        if not result.ok and created:
-            for rid in created:
-                if engine.state(rid) is not ResourceState.ISP:
-                    engine.events.add(
-                        "create-failed",
-                        f"creation could not be finished: {result.reason}",
-                        tag=engine.tag(rid),
-                    )
-                    engine.repo.delete_resource(rid)
+        if not result.ok:
+            # A creation whose bring-up failed was marked for deletion by bring_up.
+            leftovers = {
+                rid
+                for rid, st in engine.repo.local_states().items()
+                if rid in restoring and st.pending == "delete"
+            }
+            if leftovers:
+                await _finish_deletions(engine, leftovers)

@@ -9,6 +9,9 @@ Guarantees a caller may rely on, for every kit:
 - `probe` answers only "is it active here?" (the address is configured, the
   application's check passes); a probe on a server that does not hold the
   resource is never an error.
+- `time_limit` bounds each action: the kit never works longer than that
+  (commands are killed at their timeout, pings end after their tries), so
+  the engine can wait for an overrunning action to end before undoing it.
 - `recover` tries to repair in place; it either succeeds or gives up.
 - Every action returns a KitResult with a one-line reason; no action raises
   for an expected failure. Each runs within its declared timeout (the caller
@@ -18,7 +21,7 @@ Guarantees a caller may rely on, for every kit:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ipkeeper.model.resource import Instance
@@ -38,12 +41,11 @@ class Parameter:
 
 @dataclass(frozen=True)
 class KitDescription:
-    """What a kit is, what it takes, and how long each action may last (seconds)."""
+    """What a kit is and what it takes."""
 
     kind: str
     summary: str
     parameters: tuple[Parameter, ...]
-    timeouts: dict[str, float] = field(default_factory=dict)
 
 
 class Kit(Protocol):
@@ -73,4 +75,8 @@ class Kit(Protocol):
 
     def probe(self, instance: Instance) -> bool:
         """Is it active on this server right now? Observes only (used to reconcile)."""
+        ...
+
+    def time_limit(self, instance: Instance, action: str) -> float:
+        """The longest `action` can take for `instance`, given the settings in force."""
         ...

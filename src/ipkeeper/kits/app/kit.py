@@ -58,9 +58,6 @@ class AppKit:
                 Parameter("recover", "command that repairs it in place; default: restore again"),
                 Parameter("timeout", "seconds each command may take", default=str(DEFAULT_TIMEOUT)),
             ),
-            timeouts={
-                a: DEFAULT_TIMEOUT + 5 for a in ("restore", "remove", "quick_check", "recover")
-            },
         )
 
     def _run(self, instance: Instance, action: str, command: str) -> scripts.Outcome:
@@ -114,6 +111,12 @@ class AppKit:
         return self._result(
             "check", self._run(instance, "check", instance.props["check"]), Outcome.FAILED_LOCAL
         )
+
+    def time_limit(self, instance: Instance, action: str) -> float:
+        """Each command may take `timeout`: restore runs up to three (start, check, stop)."""
+        each = float(instance.props.get("timeout", DEFAULT_TIMEOUT))
+        commands = {"restore": 3, "recover": 2, "remove": 1, "quick_check": 1, "probe": 1}[action]
+        return commands * each + 5.0
 
     def probe(self, instance: Instance) -> bool:
         """True when the check command passes."""

@@ -68,7 +68,6 @@ class IPKit:
                     choices=("enable", "disable"),
                 ),
             ),
-            timeouts={"restore": 30.0, "remove": 10.0, "quick_check": 70.0, "recover": 30.0},
         )
 
     # -- uniqueness and announcement ------------------------------------------
@@ -144,7 +143,8 @@ class IPKit:
             timer("add", lambda: netlink.add_address(spec.interface, spec.cidr))
             timer("announce", lambda: self.announce(spec))
             timer("source", lambda: self._apply_source(spec))
-        except (OSError, netlink.NetlinkFailure) as exc:
+            result = timer("check", lambda: self.check.run(instance.tag, spec))
+        except Exception as exc:  # whatever went wrong, leave nothing half-done
             self._undo(spec)
             return KitResult(
                 Outcome.FAILED_NODE,
@@ -152,7 +152,6 @@ class IPKit:
                 step="add",
                 timings=timer.timings,
             )
-        result = timer("check", lambda: self.check.run(instance.tag, spec))
         if not result.ok:
             self._undo(spec)
             return KitResult(
@@ -193,6 +192,14 @@ class IPKit:
         if not spec.restore_recover:
             return KitResult.success("not checked (restore-and-recover disabled)")
         return self.check.run(instance.tag, spec)
+
+    def time_limit(self, instance: Instance, action: str) -> float:
+        """A check pings at most IP_PINGTRIES times IP_PINGTIME, twice (saved responder, then
+        broadcast); a bring-up adds the unique check and netlink work."""
+        ping = self.tunables.get("IP_PINGTIME") * (self.tunables.get("IP_PINGTRIES") + 1)
+        check = ping + 5.0
+        bring_up = self.tunables.get("IP_UNIQUE_WAIT") + check + 5.0
+        return {"restore": bring_up, "recover": bring_up, "quick_check": check}.get(action, 10.0)
 
     def probe(self, instance: Instance) -> bool:
         """True when the address is configured here (on any interface)."""
