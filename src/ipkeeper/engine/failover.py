@@ -180,7 +180,13 @@ class Failover:
                     )
 
     async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
-        """The monitor's hand-off: recovery failed here; move the hierarchy to the next server."""
+        """The monitor's hand-off: recovery failed here; move the hierarchy to the next server.
+
+        Called with the hierarchy's locks held: it takes the hierarchy down here,
+        then hands it over on a task of its own, so that the locks are not held
+        while another server brings it up (two servers handing over to each
+        other would otherwise wait for each other's locks).
+        """
         engine = self.engine
         tag = engine.tag(rid)
         reason = f"{tag} failed: {why}"
@@ -194,6 +200,10 @@ class Failover:
                 tag=tag,
             )
             return
+        self._start(frozenset(ids), self._hand_over(ids, tag, reason, started))
+
+    async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:
+        engine = self.engine
         where = placement(engine, ids)
         tried: set[str] = {engine.server}
         while True:
