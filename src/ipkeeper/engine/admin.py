@@ -14,7 +14,6 @@ from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_switchback
 from ipkeeper.engine.errors import OpError, conflict, not_found
 from ipkeeper.engine.placement import state_on
-from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.params import IPSpec, ParamError, parse_ping_list
 from ipkeeper.model.states import ResourceState
 from ipkeeper.store.repo import InstanceRecord, ResourceRecord
@@ -152,7 +151,9 @@ async def _source_notes(engine: Engine, spec: IPSpec, value: bool, in_service: b
         notes.append("takes effect at the next bring-up")
     if value and spec.address.version == 4:
         loop = asyncio.get_running_loop()
-        found = await loop.run_in_executor(engine.pool, netlink.addresses_on, spec.interface)
+        found = await loop.run_in_executor(
+            engine.pool, engine.ip_kit().addresses_on, spec.interface
+        )
         own = [a for a in found if a.version == 4 and a.ip != spec.address]
         if not any(a.ip in spec.network for a in own):
             notes.append(
@@ -210,7 +211,7 @@ async def pinglist(
         if verb != "clear" and not addresses:
             raise OpError("addresses", f"{verb} needs at least one address")
         loop = asyncio.get_running_loop()
-        own = await loop.run_in_executor(engine.pool, netlink.own_addresses)
+        own = await loop.run_in_executor(engine.pool, engine.ip_kit().own_addresses)
         try:
             parsed, warnings = parse_ping_list(addresses, own)
         except ParamError as exc:

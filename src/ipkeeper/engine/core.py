@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.locks import HierarchyLocks
 from ipkeeper.engine.peers import Peers, Standalone
+from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.registry import KitRegistry
 from ipkeeper.metrics import Metrics
 from ipkeeper.model.hierarchy import Hierarchy
@@ -83,6 +84,12 @@ class Engine:
         """This server's tag for a resource (for messages)."""
         rec = self.repo.resource(resource_id)
         return rec.tag_on(self.server) if rec else resource_id
+
+    def ip_kit(self) -> IPKit:
+        """The IP kit, for what only IP resources have (interfaces, ping lists, routes)."""
+        kit = self.kits.get("ip")
+        assert isinstance(kit, IPKit)
+        return kit
 
     def instance(self, rec: ResourceRecord) -> Instance:
         """The kit's view of this server's instance of `rec`."""

@@ -13,7 +13,6 @@ from typing import Any
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError, conflict
 from ipkeeper.kits.app.kit import validate_app
-from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.interfaces import choose
 from ipkeeper.kits.ip.params import (
     IPSpec,
@@ -90,7 +89,7 @@ async def ip_spec(
         addr = await loop.run_in_executor(engine.pool, parse_address, address)
         prefix = parse_netmask(netmask, addr.version)
         cidr = interface_of(addr, prefix)
-        interfaces = await loop.run_in_executor(engine.pool, netlink.interfaces)
+        interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
         chosen = choose(cidr, interfaces, interface)
     except ParamError as exc:
         raise OpError(exc.field, exc.reason) from None

@@ -17,7 +17,6 @@ from ipkeeper.engine.create import check_priority, check_switchback, used_by
 from ipkeeper.engine.errors import OpError, conflict
 from ipkeeper.engine.placement import state_on
 from ipkeeper.kits.app.kit import validate_app
-from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.interfaces import choose
 from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
 from ipkeeper.store.repo import InstanceRecord, ResourceRecord
@@ -196,7 +195,7 @@ async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[s
         if item["kind"] == "ip":
             spec = IPSpec.from_props({**props, "interface": "-"})
             try:
-                interfaces = await loop.run_in_executor(engine.pool, netlink.interfaces)
+                interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
                 props["interface"] = choose(spec.cidr, interfaces, item.get("interface"))
             except ParamError as exc:
                 raise OpError("interface", f"on {engine.server}: {exc.reason}") from None

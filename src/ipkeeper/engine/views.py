@@ -10,7 +10,6 @@ from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import NOT_PROTECTED
 from ipkeeper.engine.errors import OpError
-from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.interfaces import candidates
 from ipkeeper.kits.ip.kit import describe_props
 from ipkeeper.kits.ip.params import IPSpec, ParamError, interface_of, parse_address, parse_netmask
@@ -99,8 +98,9 @@ async def show(engine: Engine, tag: str, server: str | None = None) -> dict[str,
         )
         if where == engine.server and spec.source_address and spec.address.version == 4:
             loop = asyncio.get_running_loop()
-            route = await loop.run_in_executor(engine.pool, netlink.subnet_route, spec.network)
-            effective = route is not None and route.prefsrc == spec.address
+            effective = await loop.run_in_executor(
+                engine.pool, engine.ip_kit().source_effective, spec
+            )
             props["source_address_effective"] = (
                 "yes"
                 if effective
@@ -119,7 +119,7 @@ async def interfaces(engine: Engine, address: str, netmask: str) -> dict[str, An
         cidr = interface_of(addr, parse_netmask(netmask, addr.version))
     except ParamError as exc:
         raise OpError(exc.field, exc.reason) from None
-    found = candidates(cidr, await loop.run_in_executor(engine.pool, netlink.interfaces))
+    found = candidates(cidr, await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces))
     return {
         "server": engine.server,
         "address": str(addr),

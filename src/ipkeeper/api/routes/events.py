@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from ipkeeper.api.deps import EngineDep
-from ipkeeper.store.events import EventLog
+from ipkeeper.engine.core import Engine
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -27,11 +27,12 @@ async def get_events(
 @router.get("/stream")
 async def stream_events(engine: EngineDep, after: int = 0) -> StreamingResponse:
     """New events as server-sent events, as they happen."""
-    return StreamingResponse(event_stream(engine.events, after), media_type="text/event-stream")
+    return StreamingResponse(event_stream(engine, after), media_type="text/event-stream")
 
 
-async def event_stream(events: EventLog, after: int) -> AsyncIterator[str]:
+async def event_stream(engine: Engine, after: int) -> AsyncIterator[str]:
     """Server-sent events from id `after` on, with a keep-alive comment when idle."""
+    events = engine.events
     last = after
     while True:
         batch = events.recent(1000, last)

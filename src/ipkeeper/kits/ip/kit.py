@@ -11,7 +11,8 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.base import KitDescription, Parameter
 from ipkeeper.kits.ip import netlink, packets
 from ipkeeper.kits.ip.check import HealthCheck, PingLists
-from ipkeeper.kits.ip.params import IPAddress, IPSpec
+from ipkeeper.kits.ip.interfaces import InterfaceInfo
+from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPSpec
 from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome
 
@@ -69,6 +70,20 @@ class IPKit:
                 ),
             ),
         )
+
+    # -- this server's network, for validation and views (R3, R13, R14) -------
+
+    def interfaces(self) -> list[InterfaceInfo]:
+        """Every interface here, with its state and addresses."""
+        return netlink.interfaces()
+
+    def own_addresses(self) -> set[IPAddress]:
+        """Every address configured here."""
+        return netlink.own_addresses()
+
+    def addresses_on(self, ifname: str) -> list[IPInterface]:
+        """The addresses configured on `ifname`."""
+        return netlink.addresses_on(ifname)
 
     # -- uniqueness and announcement ------------------------------------------
 
