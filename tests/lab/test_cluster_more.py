@@ -122,3 +122,14 @@ def test_conflicting_changes_are_refused_not_merged(
     assert s1.json("show", TAG)["switchback"] == "automatic"
     assert s2.json("show", TAG)["switchback"] == "intelligent"
     assert s1.json("show", TAG, "--server", "s2")["source_address"] == "yes"
+
+
+def test_extend_asked_of_any_server_runs_on_the_template(pair: tuple[LabServer, LabServer]) -> None:
+    s1, s2 = pair
+    s1.json("create", "ip", "--address", VIP, "--netmask", "24")
+    extended = s2.json("extend", TAG, "--target", "s2", "--target-priority", "20")  # asked of s2
+    assert extended["extended"] == [TAG] and extended["target_priority"] == 20
+    assert [(e["server"], e["priority"]) for e in s2.json("show", TAG)["equivalents"]] == [
+        ("s1", 1),
+        ("s2", 20),
+    ]

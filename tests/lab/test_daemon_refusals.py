@@ -49,6 +49,9 @@ def snapshot(s1: LabServer) -> tuple[Any, bool, bool]:
         (["pinglist", TAG, "add", "router"], "error: pinglist: 'router' is not an IPv4 or IPv6 address"),
         (["set", TAG, "source-address", "maybe"], "error: value: 'maybe' must be one of yes, no"),
         (["show", "nothing"], "error: tag: no resource 'nothing'"),
+        (["delete", f"{TAG}?x"], f"error: tag: no resource '{TAG}?x'"),
+        (["pinglist", TAG, "clear", "198.18.0.1"], "error: addresses: clear takes no addresses"),
+        (["create", "ip", "--address", "198.18.0.60", "--netmask", "²"], "error: netmask: '²' is neither a dotted netmask nor a prefix"),
         (["create", "app", "--tag", "evil", "--restore", "/tmp", "--remove", "true", "--check", "true"], "error: restore: /tmp is not an executable file"),
     ],
 )  # fmt: skip

@@ -55,3 +55,27 @@ def test_token_file_rules(tmp_path: Path) -> None:
         load_token(path)
     os.chmod(path, 0o600)
     assert load_token(path) == TOKEN
+
+
+def test_api_errors_are_always_json_with_a_field_and_a_reason() -> None:
+    from types import SimpleNamespace
+
+    from ipkeeper.api.app import create_app
+
+    app = create_app(SimpleNamespace())  # type: ignore[arg-type]
+
+    async def go(method: str, path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.request(method, path)
+
+    missing = asyncio.run(go("GET", "/api/v1/nothing"))
+    assert missing.status_code == 404
+    assert missing.json() == {"error": {"field": "request", "reason": "no such route"}}
+    wrong = asyncio.run(go("DELETE", "/api/v1/status"))
+    assert (
+        wrong.status_code == 405
+        and wrong.json()["error"]["reason"] == "method not allowed on this route"
+    )
+    broken = asyncio.run(go("GET", "/api/v1/status"))  # the fake engine cannot answer
+    assert broken.status_code == 500 and broken.json()["error"]["field"] == "server"

@@ -6,6 +6,7 @@ or the kernel themselves. An error body is {"error": {"field", "reason"}}.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,12 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ipkeeper import __version__
 from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.web import STATIC
+
+log = logging.getLogger("ipkeeper.api")
 
 
 def error_body(field: str, reason: str) -> dict[str, Any]:
@@ -34,10 +38,28 @@ async def _op_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path")]
+    loc = [
+        str(p)
+        for p in first.get("loc", ())
+        if p not in ("body", "query", "path") and not isinstance(p, int)
+    ]
     return JSONResponse(
         error_body(".".join(loc) or "request", first.get("msg", "invalid")), status_code=422
     )
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    reasons = {404: "no such route", 405: "method not allowed on this route"}
+    reason = reasons.get(exc.status_code, str(exc.detail))
+    return JSONResponse(
+        error_body("request", reason), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error in the API")
+    return JSONResponse(error_body("server", f"unexpected error: {exc}"), status_code=500)
 
 
 def create_app(engine: Engine) -> FastAPI:
@@ -53,6 +75,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.add_exception_handler(OpError, _op_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
     for module in (status, resources, hierarchy, events):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

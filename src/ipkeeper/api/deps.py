@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPBearer
 
 from ipkeeper.engine.core import Engine
 
@@ -16,3 +17,8 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+
+# Documents the TCP API's bearer token in the OpenAPI document ("Authorize" in
+# /api/docs); api/auth.py is what enforces it.
+bearer = HTTPBearer(auto_error=False, description="the contents of the daemon's API token file")
+DOCUMENTED = [Security(bearer)]

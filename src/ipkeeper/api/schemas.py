@@ -78,3 +78,29 @@ class Unextend(_Body):
     """POST /api/v1/resources/{tag}/unextend (R19)."""
 
     server: str
+
+
+class ErrorDetail(BaseModel):
+    """What was refused and why."""
+
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: {"error": {"field": ..., "reason": ...}}."""
+
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "refused: the field and the reason"),
+        (401, "missing or wrong bearer token (API over TCP)"),
+        (404, "no such resource, server or route"),
+        (409, "conflicts with the current state"),
+        (422, "malformed request"),
+        (503, "a server that must take part is unreachable"),
+    )
+}

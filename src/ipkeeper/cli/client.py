@@ -6,12 +6,18 @@ import json
 import os
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from ipkeeper.cli.output import fail
 
 DEFAULT_SOCKET = "/run/ipkeeper/api.sock"
+
+
+def segment(text: str) -> str:
+    """`text` made safe as one segment of a URL path (a tag may hold '?', '#', ':' ...)."""
+    return quote(text, safe="")
 
 
 def socket_path(option: str | None) -> str:
@@ -43,7 +49,7 @@ class Client:
         query = {k: v for k, v in params.items() if v is not None}
         try:
             response = self.http.request(method, f"/api/v1{path}", json=body, params=query)
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             self._unreachable(exc)
             raise
         try:
@@ -70,5 +76,5 @@ class Client:
                 for line in response.iter_lines():
                     if line.startswith("data: "):
                         yield json.loads(line[len("data: ") :])
-        except (httpx.TransportError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             self._unreachable(exc)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ipkeeper.cli import render
-from ipkeeper.cli.client import Client, socket_path
+from ipkeeper.cli.client import Client, segment, socket_path
 from ipkeeper.cli.output import console, emit_json, err_console, fail
 
 Handler = Callable[..., Any]
@@ -76,9 +77,9 @@ def done(data: dict[str, Any], as_json: bool, message: str) -> None:
     if as_json:
         emit_json(data)
         return
-    console.print(message)
+    console.print(message, markup=False)
     for note in data.get("warnings", []) + data.get("notes", []):
-        err_console.print(f"[yellow]note:[/yellow] {note}")
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
 @daemon_command(None, "status")
@@ -107,7 +108,7 @@ def interfaces(
     if not data["interfaces"]:
         fail("interface", f"no valid interface for {data['address']} on {data['server']}")
     for item in data["interfaces"]:
-        console.print(f"{item['name']}\t{item['reason']}")
+        console.print(f"{item['name']}\t{item['reason']}", markup=False)
 
 
 @daemon_command(create, "ip")
@@ -148,7 +149,7 @@ def create_app(client: Client, as_json: bool, **options: Any) -> None:
 @click.option("--switchback", type=click.Choice(["intelligent", "automatic"]))
 def extend(client: Client, as_json: bool, tag: str, **options: Any) -> None:
     """Extend a hierarchy from this server to another (R18)."""
-    data = client.call("POST", f"/resources/{tag}/extend", options)
+    data = client.call("POST", f"/resources/{segment(tag)}/extend", options)
     done(data, as_json, f"extended to {data['target']}: {', '.join(data['extended'])}")
 
 
@@ -157,7 +158,7 @@ def extend(client: Client, as_json: bool, tag: str, **options: Any) -> None:
 @click.option("--server", required=True, help="Server to remove the hierarchy from.")
 def unextend(client: Client, as_json: bool, tag: str, server: str) -> None:
     """Remove a hierarchy from one server; refused where it is in service (R19)."""
-    data = client.call("POST", f"/resources/{tag}/unextend", {"server": server})
+    data = client.call("POST", f"/resources/{segment(tag)}/unextend", {"server": server})
     done(data, as_json, f"unextended from {server}: {', '.join(data['unextended'])}")
 
 
@@ -165,7 +166,7 @@ def unextend(client: Client, as_json: bool, tag: str, server: str) -> None:
 @click.argument("tag")
 def delete(client: Client, as_json: bool, tag: str) -> None:
     """Delete a hierarchy (and what depends on it) from every server (R20)."""
-    data = client.call("DELETE", f"/resources/{tag}")
+    data = client.call("DELETE", f"/resources/{segment(tag)}")
     done(data, as_json, "deleted: " + ", ".join(data["deleted"]))
 
 
@@ -183,7 +184,7 @@ def depend(client: Client, as_json: bool, parent: str, child: str) -> None:
 @click.argument("child")
 def undepend(client: Client, as_json: bool, parent: str, child: str) -> None:
     """Remove the dependency of PARENT on CHILD."""
-    data = client.call("DELETE", f"/dependencies/{parent}/{child}")
+    data = client.call("DELETE", f"/dependencies/{segment(parent)}/{segment(child)}")
     done(data, as_json, f"{parent} no longer depends on {child}")
 
 
@@ -192,7 +193,7 @@ def undepend(client: Client, as_json: bool, parent: str, child: str) -> None:
 @click.option("--server", help="Default: this server.")
 def in_service(client: Client, as_json: bool, tag: str, server: str | None) -> None:
     """Bring a hierarchy in service on a server (R24)."""
-    data = client.call("POST", f"/resources/{tag}/in-service", {"server": server})
+    data = client.call("POST", f"/resources/{segment(tag)}/in-service", {"server": server})
     done(data, as_json, f"{tag}: {data['state']} on {data['server']}")
 
 
@@ -200,7 +201,7 @@ def in_service(client: Client, as_json: bool, tag: str, server: str | None) -> N
 @click.argument("tag")
 def out_of_service(client: Client, as_json: bool, tag: str) -> None:
     """Take a hierarchy out of service (R24)."""
-    data = client.call("POST", f"/resources/{tag}/out-of-service")
+    data = client.call("POST", f"/resources/{segment(tag)}/out-of-service")
     done(data, as_json, f"{tag}: {data['state']}")
 
 
@@ -209,7 +210,7 @@ def out_of_service(client: Client, as_json: bool, tag: str) -> None:
 @click.option("--server", help="Default: this server.")
 def show(client: Client, as_json: bool, tag: str, server: str | None) -> None:
     """Every property of a resource (R12)."""
-    data = client.call("GET", f"/resources/{tag}", server=server)
+    data = client.call("GET", f"/resources/{segment(tag)}", server=server)
     if as_json:
         emit_json(data)
     else:
@@ -222,7 +223,9 @@ def show(client: Client, as_json: bool, tag: str, server: str | None) -> None:
 @click.argument("value")
 def set_(client: Client, as_json: bool, tag: str, key: str, value: str) -> None:
     """source-address yes|no, restore-recover enable|disable, switchback intelligent|automatic."""
-    data = client.call("PUT", f"/resources/{tag}/settings/{key}", {"value": value})
+    data = client.call(
+        "PUT", f"/resources/{segment(tag)}/settings/{segment(key)}", {"value": value}
+    )
     done(data, as_json, f"{tag}: {key} = {value}")
 
 
@@ -237,10 +240,12 @@ def pinglist(
     if verb is None:
         if addresses:
             fail("verb", "add, remove or clear is needed before addresses")
-        data = client.call("GET", f"/resources/{tag}/pinglist")
+        data = client.call("GET", f"/resources/{segment(tag)}/pinglist")
     else:
         data = client.call(
-            "POST", f"/resources/{tag}/pinglist", {"verb": verb, "addresses": list(addresses)}
+            "POST",
+            f"/resources/{segment(tag)}/pinglist",
+            {"verb": verb, "addresses": list(addresses)},
         )
     listed = ", ".join(data["addresses"]) or "(empty: broadcast ping is used)"
     done(data, as_json, f"{data['subnet']} on {data['server']}: {listed}")
@@ -252,15 +257,19 @@ def pinglist(
 def events(client: Client, as_json: bool, follow: bool, limit: int) -> None:
     """The event log: state changes, checks, recoveries, actions, with reasons (R29)."""
     data = client.call("GET", "/events", limit=limit)
+    if as_json and not follow:
+        emit_json(data)  # one JSON document; with --follow, one object per line instead
+        return
     last = 0
     for event in data["events"]:
         last = event["id"]
         _print_event(event, as_json)
-    if as_json and not follow:
-        return
     if follow:
-        for event in client.stream("/events/stream", after=last):
-            _print_event(event, as_json)
+        try:
+            for event in client.stream("/events/stream", after=last):
+                _print_event(event, as_json)
+        except KeyboardInterrupt:
+            return  # Ctrl-C is how one stops following
 
 
 @daemon_command(None, "tunables")
@@ -272,7 +281,7 @@ def tunables(client: Client, as_json: bool) -> None:
         return
     console.print(f"from {data['file']}:")
     for item in data["tunables"]:
-        console.print(f"{item['name']}={item['value']}\t[dim]{item['source']}[/dim]", markup=True)
+        console.print(f"{item['name']}={item['value']}\t[dim]{escape(item['source'])}[/dim]")
 
 
 def register(cli: click.Group) -> None:

@@ -8,7 +8,7 @@ import sys
 import click
 from rich.table import Table
 
-from ipkeeper.cli.output import console, emit_json, fail, json_option
+from ipkeeper.cli.output import console, emit_json, err_console, fail, json_option
 from ipkeeper.lab import control
 from ipkeeper.lab.topology import MAX_SERVERS, Topology
 
@@ -64,9 +64,12 @@ def lab_down(as_json: bool) -> None:
 @lab.command(
     "exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Accepted for uniformity; the output is COMMAND's own."
+)
 @click.argument("name")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def lab_exec(name: str, command: tuple[str, ...]) -> None:
+def lab_exec(as_json: bool, name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside lab node NAME (s1..sN, router, client)."""
     _require_root()
     topology = control.current_topology()
@@ -95,9 +98,13 @@ def lab_exec(name: str, command: tuple[str, ...]) -> None:
 
 
 @lab.command("demo")
-def lab_demo() -> None:
-    """Bring the lab up, show what it does, and take it down again."""
+@json_option
+def lab_demo(as_json: bool) -> None:
+    """Bring the lab up, fail a VIP over while a client watches, and take it down again."""
     _require_root()
     from ipkeeper.lab.demo import run_demo
 
-    raise SystemExit(run_demo(console))
+    outcome = run_demo(err_console if as_json else console)  # with --json the story goes to stderr
+    if as_json:
+        emit_json(outcome)
+    raise SystemExit(0 if outcome.get("ok") else 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from ipkeeper.cli.output import state_text
@@ -41,9 +42,18 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
                 continue
             text = f"{state_text(inst.get('state'))} ({inst['priority']})"
             if inst.get("busy"):
-                text += f" [yellow]{inst['busy']}[/yellow]"
+                text += f" [yellow]{escape(str(inst['busy']))}[/yellow]"
+            if inst.get("stale"):
+                text += " [dim](last report)[/dim]"
             cells.append(text)
         resources.add_row(res["tag"], res["type"], ", ".join(res["children"]) or "-", *cells)
+    quorum = data.get("quorum")
+    if quorum:
+        verdict = "" if quorum["has_quorum"] else " [red]NO QUORUM: nothing is taken over[/red]"
+        note = f" ({escape(quorum['note'])})" if quorum.get("note") else ""
+        servers.caption = (
+            f"quorum: {quorum['mode']}, {quorum['votes']} of {quorum['of']} votes{verdict}{note}"
+        )
     return [servers, resources]
 
 
@@ -55,18 +65,23 @@ def properties_table(data: dict[str, Any]) -> Table:
     for key, value in data.items():
         if key in ("tag", "server", "since", "pending") or value is None:
             continue
-        if key == "state":
-            value = state_text(value)
-        elif key == "last_check":
-            value = ("ok: " if value["ok"] else "[red]failed[/red]: ") + value["reason"]
-        elif key == "equivalents":
-            value = ", ".join(
-                f"{e['server']}: {e['tag']} (priority {e['priority']})" for e in value
-            )
-        elif isinstance(value, list):
-            value = ", ".join(str(v) for v in value) or "-"
-        table.add_row(key.replace("_", " "), str(value))
+        table.add_row(key.replace("_", " "), _property(key, value))
     return table
+
+
+def _property(key: str, value: Any) -> str:
+    """One property as Rich markup; text from the daemon (reasons, command output) escaped."""
+    if key == "state":
+        return state_text(value)
+    if key == "last_check":
+        return ("ok: " if value["ok"] else "[red]failed[/red]: ") + escape(value["reason"])
+    if key == "equivalents":
+        return ", ".join(
+            f"{e['server']}: {escape(e['tag'])} (priority {e['priority']})" for e in value
+        )
+    if isinstance(value, list):
+        return escape(", ".join(str(v) for v in value)) or "-"
+    return escape(str(value))
 
 
 def event_line(event: dict[str, Any]) -> str:

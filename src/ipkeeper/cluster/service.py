@@ -24,7 +24,7 @@ from ipkeeper.engine import admin, views
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
-from ipkeeper.engine.extend import check_extension
+from ipkeeper.engine.extend import check_extension, extend
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up
 
 log = logging.getLogger("ipkeeper.cluster")
@@ -63,6 +63,7 @@ class ClusterService:
                 "used": self._used,
                 "setting": self._setting,
                 "pinglist": self._pinglist,
+                "extend": self._extend,
             }
         )
         node.listeners.append(self._peer_changed)
@@ -328,6 +329,10 @@ class ClusterService:
         return await admin.pinglist(
             self.engine, str(params["tag"]), verb, list(params.get("addresses", []))
         )
+
+    async def _extend(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        options = {k: v for k, v in params.items() if k != "tag"}
+        return await extend(self.engine, str(params["tag"]), **options)
 
     async def _used(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         address = params.get("address")

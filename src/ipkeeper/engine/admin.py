@@ -210,6 +210,8 @@ async def pinglist(
             raise OpError("verb", f"{verb!r} must be add, remove or clear")
         if verb != "clear" and not addresses:
             raise OpError("addresses", f"{verb} needs at least one address")
+        if verb == "clear" and addresses:
+            raise OpError("addresses", "clear takes no addresses (use remove to drop some)")
         loop = asyncio.get_running_loop()
         own = await loop.run_in_executor(engine.pool, engine.ip_kit().own_addresses)
         try:

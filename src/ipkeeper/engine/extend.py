@@ -15,7 +15,7 @@ from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_priority, check_switchback, used_by
 from ipkeeper.engine.errors import OpError, conflict
-from ipkeeper.engine.placement import state_on
+from ipkeeper.engine.placement import placement, state_on
 from ipkeeper.kits.app.kit import validate_app
 from ipkeeper.kits.ip.interfaces import choose
 from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
@@ -163,6 +163,19 @@ async def extend(
         "admin", f"extended to {target} with priority {target_priority}: {', '.join(tags)}", tag=tag
     )
     return {"tag": tag, "target": target, "extended": tags, "target_priority": target_priority}
+
+
+async def extend_from_holder(engine: Engine, tag: str, **options: Any) -> dict[str, Any]:
+    """Extend `tag` from wherever it is in service (its template), whichever server was asked."""
+    rec = resolve(engine, tag)
+    state = engine.state(rec.id)
+    if state is None or not state.in_service:
+        holders = sorted(placement(engine, engine.hierarchy_of(rec.id)).holders - {engine.server})
+        if holders:
+            return await engine.peers.request(
+                holders[0], "extend", {"tag": tag, **options}, timeout=120
+            )
+    return await extend(engine, tag, **options)
 
 
 async def _seed_ping_lists(engine: Engine, target: str, ids: list[str]) -> None:

@@ -9,10 +9,13 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from ipkeeper.api.deps import EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.schemas import ERRORS
 from ipkeeper.engine.core import Engine
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(
+    prefix="/api/v1/events", tags=["events"], dependencies=DOCUMENTED, responses=ERRORS
+)
 
 
 @router.get("")

@@ -6,11 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ipkeeper.api.deps import EngineDep
-from ipkeeper.api.schemas import Dependency, Extend, InService, Unextend
+from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.schemas import ERRORS, Dependency, Extend, InService, Unextend
 from ipkeeper.engine import admin, extend, moves
 
-router = APIRouter(prefix="/api/v1", tags=["hierarchy"])
+router = APIRouter(prefix="/api/v1", tags=["hierarchy"], dependencies=DOCUMENTED, responses=ERRORS)
 
 
 @router.post("/resources/{tag}/in-service")
@@ -41,8 +41,8 @@ async def delete_dependency(engine: EngineDep, parent: str, child: str) -> dict[
 
 @router.post("/resources/{tag}/extend")
 async def post_extend(engine: EngineDep, tag: str, body: Extend) -> dict[str, Any]:
-    """Extend the hierarchy from this server (its template) to a target server (R18)."""
-    return await extend.extend(engine, tag, **body.model_dump())
+    """Extend the hierarchy from its template (the server where it is in service) to a target (R18)."""
+    return await extend.extend_from_holder(engine, tag, **body.model_dump())
 
 
 @router.post("/resources/{tag}/unextend")

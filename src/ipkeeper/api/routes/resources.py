@@ -6,12 +6,14 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ipkeeper.api.deps import EngineDep
-from ipkeeper.api.schemas import CreateApp, CreateIP, PingListChange, Setting
+from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.schemas import ERRORS, CreateApp, CreateIP, PingListChange, Setting
 from ipkeeper.engine import admin, create, moves, views
 from ipkeeper.engine.core import Engine
 
-router = APIRouter(prefix="/api/v1/resources", tags=["resources"])
+router = APIRouter(
+    prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED, responses=ERRORS
+)
 
 
 @router.post("/ip", status_code=201)

@@ -6,10 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ipkeeper.api.deps import EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.schemas import ERRORS
 from ipkeeper.engine import views
 
-router = APIRouter(prefix="/api/v1", tags=["status"])
+router = APIRouter(prefix="/api/v1", tags=["status"], dependencies=DOCUMENTED, responses=ERRORS)
 
 
 @router.get("/status")

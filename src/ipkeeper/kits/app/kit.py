@@ -22,9 +22,11 @@ def validate_app(props: dict[str, Any]) -> dict[str, Any]:
             if action == "recover":
                 continue
             raise ValueError(f"{action}: is required")
+        if "\0" in str(command):
+            raise ValueError(f"{action}: contains a NUL character")
         try:
             scripts.check_command(str(command))
-        except scripts.CommandError as exc:
+        except (scripts.CommandError, OSError, ValueError) as exc:
             raise ValueError(f"{action}: {exc}") from None
         clean[action] = str(command)
     timeout = props.get("timeout", DEFAULT_TIMEOUT)

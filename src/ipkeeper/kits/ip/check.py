@@ -50,10 +50,10 @@ class HealthCheck:
     def run(self, tag: str, spec: IPSpec) -> KitResult:
         """Check `spec` now; the result names the failed step and why."""
         start = time.monotonic()
-        if not netlink.has_address(spec.interface, spec.address):
+        present, link = netlink.address_and_link(spec.interface, spec.address)
+        if not present:
             return _fail("address", f"{spec.address} is not configured on {spec.interface}")
         if not self.tunables.get("IP_NOLINKCHECK"):
-            link = netlink.link_state(spec.interface)
             if not link.exists:
                 return _fail("link", f"{spec.interface} does not exist")
             if not link.admin_up:

@@ -79,6 +79,23 @@ def link_state(ifname: str) -> LinkState:
     return LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP))
 
 
+def address_and_link(ifname: str, address: IPAddress) -> tuple[bool, LinkState]:
+    """Whether `address` is on `ifname`, and the link's state, in one netlink session
+    (the health check's first two steps, at half the cost of asking separately)."""
+    with IPRoute() as ipr:
+        try:
+            link = ipr.link("get", ifname=ifname)[0]
+        except NetlinkError:
+            return False, LinkState(False)
+        flags = link["flags"]
+        state = LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP))
+        present = any(
+            ipaddress.ip_address(a.get("address")) == address
+            for a in ipr.addr("dump", index=link["index"])
+        )
+    return present, state
+
+
 def _index(ipr: IPRoute, ifname: str) -> int:
     found = ipr.link_lookup(ifname=ifname)
     if not found:

@@ -78,7 +78,7 @@ def parse_netmask(text: str, version: int) -> int:
     """R2: prefix length from a dotted IPv4 netmask or a prefix; contiguity enforced."""
     text = text.strip().removeprefix("/")
     top = 32 if version == 4 else 128
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         prefix = int(text)
         if not 1 <= prefix <= top:
             raise ParamError("netmask", f"prefix /{prefix} is out of range 1..{top}")

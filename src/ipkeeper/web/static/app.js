@@ -54,7 +54,10 @@ function el(tag, attrs = {}, ...children) {
 function stateBadge(inst) {
   if (!inst || !inst.state) return el("span", { class: "state" }, "–");
   const badge = el("span", { class: `state ${inst.state}`, title: `${STATES[inst.state]}: ${inst.reason || ""}` }, inst.state);
-  return inst.stale ? el("span", { class: "stale", title: "last report: the server is not reachable" }, badge) : badge;
+  const said = el("span", { class: "visually-hidden" }, ` ${STATES[inst.state]}: ${inst.reason || ""}`);
+  return inst.stale
+    ? el("span", { class: "stale", title: "last report: the server is not reachable" }, badge, said, " (last report)")
+    : el("span", {}, badge, said);
 }
 
 function renderServers() {
@@ -104,19 +107,43 @@ function renderResources() {
 function select(tag) {
   selected = tag;
   document.getElementById("selected").textContent = tag ? `Selected: ${tag}` : "No resource selected.";
-  for (const button of document.querySelectorAll("[data-action]")) button.disabled = !tag;
-  if (status) renderResources();
+  const res = tag && status ? status.resources.find((r) => r.tag === tag) : null;
+  for (const button of document.querySelectorAll("[data-action]")) {
+    button.disabled = !tag || (button.dataset.action === "undepend" && !(res && res.children.length));
+  }
+  if (status) {
+    renderResources();
+    document.querySelector(`#resources tr[data-tag="${CSS.escape(tag || "")}"] .tag-button`)?.focus();
+  }
+}
+
+let lastJson = "";
+let connected = null;
+
+function setConnection(ok, text) {
+  // Announced (aria-live) only when the connection changes, not every second.
+  const live = document.getElementById("connection");
+  if (ok !== connected) live.setAttribute("aria-live", "polite");
+  else live.removeAttribute("aria-live");
+  connected = ok;
+  live.textContent = text;
 }
 
 async function refresh() {
   try {
-    status = await api("GET", "/status");
+    const fresh = await api("GET", "/status");
+    setConnection(true, `updated ${new Date().toLocaleTimeString()}`);
+    const json = JSON.stringify(fresh);
+    if (json === lastJson) return;   // nothing changed: keep the page (and the focus) as it is
+    lastJson = json;
+    status = fresh;
     document.getElementById("server-name").textContent = `— ${status.server}`;
-    document.getElementById("connection").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const focused = document.activeElement?.closest("tr[data-tag]")?.dataset.tag;
     renderServers();
     renderResources();
+    if (focused) document.querySelector(`#resources tr[data-tag="${CSS.escape(focused)}"] .tag-button`)?.focus();
   } catch (error) {
-    document.getElementById("connection").textContent = `not updated: ${error.message}`;
+    setConnection(false, `not updated: ${error.message}`);
   }
 }
 
@@ -161,6 +188,7 @@ function showError(error) {
 }
 
 function openWizard(title, steps, finish) {
+  document.getElementById("notice").textContent = "";  // notes belong to the last task only
   wizard = { title, steps, finish, index: 0, data: {} };
   renderStep();
   dialog.showModal();
@@ -188,8 +216,10 @@ document.getElementById("wizard-form").addEventListener("submit", async (event) 
   try {
     if (step.validate) await step.validate(wizard.data);
     if (wizard.index < wizard.steps.length - 1) { wizard.index += 1; renderStep(); return; }
-    await wizard.finish(wizard.data);
+    const result = await wizard.finish(wizard.data);
     dialog.close();
+    const notes = [...(result?.warnings || []), ...(result?.notes || [])];
+    if (notes.length) document.getElementById("notice").textContent = notes.join(" ");
     await refresh();
   } catch (error) {
     showError(error);
@@ -212,7 +242,7 @@ function createIp() {
         if (!d.interfaces.length) throw new ApiError("interface", "no interface here can carry this address"); } },
     { title: "Interface and tag", render: (d) => [
         choice("interface", "Interface", d.interfaces.map((i) => [i.name, `${i.name} — ${i.reason}`]), d.interface, "Valid choices on this server, best first (R3)"),
-        field("tag", "Tag", d.tag || `ip-${d.address}`, "Unique name of the resource (R4)"),
+        field("tag", "Tag", (d.tag && d.tag !== d.offeredTag) ? d.tag : (d.offeredTag = `ip-${d.address}`), "Unique name of the resource (R4)"),
         choice("switchback", "Switchback", ["intelligent", "automatic"], d.switchback || "intelligent", "Automatic: move back to this server when it rejoins (R23)")] },
   ], (d) => api("POST", "/resources/ip", { address: d.address, netmask: d.netmask, interface: d.interface, tag: d.tag, switchback: d.switchback }));
 }
@@ -230,7 +260,11 @@ function extend() {
   const res = resource();
   const targets = serverNames().filter((n) => !res.servers[n]);
   const first = Object.keys(res.servers).length === 1;
-  const template = Object.entries(res.servers).find(([, i]) => i.state === "ISP" || i.state === "ISU")?.[0] || status.server;
+  const template = Object.entries(res.servers).find(([, i]) => i.state === "ISP" || i.state === "ISU")?.[0];
+  if (!template) {
+    document.getElementById("notice").textContent = `${res.tag} must be in service somewhere to be extended from there (its template).`;
+    return;
+  }
   openWizard(`Extend ${res.tag}`, [
     { title: "Target server", render: (d) => [
         choice("target", "Target server", targets, d.target, targets.length ? "Servers it is not extended to yet" : "It is extended to every server"),
@@ -241,7 +275,7 @@ function extend() {
         first ? field("template_priority", "Template priority", d.template_priority || "1", `Priority of ${template} (first extend only)`) : ""],
       validate: async (d) => {
         if (res.type !== "ip") { d.interfaces = []; return; }
-        const shown = await api("GET", `/resources/${encodeURIComponent(res.tag)}`);
+        const shown = await api("GET", `/resources/${encodeURIComponent(res.tag)}` + q({ server: template }));
         d.interfaces = (await api("GET", "/interfaces" + q({ address: shown.virtual_ip, netmask: shown.netmask, server: d.target }))).interfaces; } },
     { title: "Target interface and tag", render: (d) => [
         res.type === "ip" ? choice("interface", `Interface on ${d.target}`, d.interfaces.map((i) => [i.name, `${i.name} — ${i.reason}`]), d.interface, "Valid there by R3, best first") : "",
@@ -268,7 +302,7 @@ function actions() {
       () => api("POST", `/resources/${tag}/out-of-service`)),
     "extend": extend,
     "unextend": () => simpleAction(`Unextend ${res.tag}`, "Remove the hierarchy from one server (not where it is in service)",
-      () => [choice("server", "Server", extendedTo.filter((n) => res.servers[n].state !== "ISP"))],
+      () => [choice("server", "Server", extendedTo.filter((n) => !["ISP", "ISU"].includes(res.servers[n].state)))],
       (d) => api("POST", `/resources/${tag}/unextend`, { server: d.server })),
     "depend": () => simpleAction(`Dependency of ${res.tag}`, `${res.tag} will depend on (need) the child you choose`,
       () => [choice("child", "Child", others.filter((t) => !res.children.includes(t)))],
@@ -282,11 +316,18 @@ function actions() {
   };
 }
 
+function reported(task) {
+  // A task that fails before its dialog opens says so instead of doing nothing.
+  return () => Promise.resolve().then(task).catch((error) => {
+    document.getElementById("notice").textContent = `could not open it: ${error.message}`;
+  });
+}
+
 document.querySelectorAll("[data-action]").forEach((button) =>
-  button.addEventListener("click", () => actions()[button.dataset.action]()));
-document.getElementById("create-ip").addEventListener("click", createIp);
-document.getElementById("create-app").addEventListener("click", createApp);
-document.getElementById("show-events").addEventListener("click", events);
+  button.addEventListener("click", reported(() => actions()[button.dataset.action]())));
+document.getElementById("create-ip").addEventListener("click", reported(createIp));
+document.getElementById("create-app").addEventListener("click", reported(createApp));
+document.getElementById("show-events").addEventListener("click", reported(events));
 
 // ---- properties, with ping list and settings (R12-R15) ------------------------------
 
@@ -295,8 +336,8 @@ async function properties(res, server) {
   const tag = encodeURIComponent(res.tag);
   const shown = await api("GET", `/resources/${tag}` + q({ server }));
   const pings = res.type === "ip" ? await api("GET", `/resources/${tag}/pinglist` + q({ server })) : null;
-  const rows = Object.entries(shown).filter(([k, v]) => v !== null && typeof v !== "object").map(([k, v]) =>
-    el("tr", {}, el("th", { scope: "row" }, k.replace(/_/g, " ")), el("td", {}, String(v))));
+  const rows = Object.entries(shown).filter(([k, v]) => v !== null && !["since", "pending", "id"].includes(k)).map(([k, v]) =>
+    el("tr", {}, el("th", { scope: "row" }, k.replace(/_/g, " ")), el("td", {}, propertyText(k, v))));
   const edits = res.type === "ip" ? [
     choice("source-address", "Source address", ["no", "yes"], shown.source_address, "Traffic to the subnet leaves from the VIP (R14)"),
     choice("restore-recover", "Restore and recover", ["enable", "disable"], shown.restore_recover, "Disable: in service without the address, unchecked (R15)"),
@@ -314,10 +355,24 @@ async function properties(res, server) {
   async (d) => {
     const changes = [["switchback", d.switchback, res.switchback]];
     if (res.type === "ip") changes.push(["source-address", d["source-address"], shown.source_address], ["restore-recover", d["restore-recover"], shown.restore_recover]);
+    const notes = [];
     for (const [key, value, before] of changes)
-      if (value !== before) await api("PUT", `/resources/${tag}/settings/${key}` + q({ server }), { value });
+      if (value !== before) notes.push(...(await api("PUT", `/resources/${tag}/settings/${key}` + q({ server }), { value })).notes);
+    return { notes };
   });
-  document.getElementById("f-server-view").addEventListener("change", (e) => { dialog.close(); properties(res, e.target.value); });
+  document.getElementById("f-server-view").addEventListener("change", (e) => { dialog.close(); reported(() => properties(res, e.target.value))(); });
+  document.getElementById("f-ping-add")?.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    e.preventDefault();  // Enter here adds to the list; it does not apply the settings
+    editPings(res, server, "add", e.target.value.split(/\s+/).filter(Boolean));
+  });
+}
+
+function propertyText(key, value) {
+  if (key === "equivalents") return value.map((e) => `${e.server}: ${e.tag} (priority ${e.priority})`).join(", ");
+  if (key === "last_check") return `${value.ok ? "ok" : "failed"}: ${value.reason}`;
+  if (Array.isArray(value)) return value.join(", ") || "–";
+  return String(value);
 }
 
 async function editPings(res, server, verb, addresses) {
