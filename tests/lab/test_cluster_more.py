@@ -71,7 +71,12 @@ def test_a_server_that_loses_its_network_gives_its_vip_up(
     assert s1.state(TAG) == "OSF"
     faults.plug(lab.node("s1"))
     wait_until(lambda: all(x["alive"] for x in s1.status()["servers"]), 5, message="s1 rejoined")
-    assert holders([s1, s2], VIP) == ["s2"]
+    story = [
+        f"{e['server']} {e['kind']}: {e['message']}"
+        for s in (s1, s2)
+        for e in s.events(after=s.since)
+    ]
+    assert holders([s1, s2], VIP) == ["s2"], story
 
 
 def test_a_server_that_was_down_learns_what_changed(

@@ -99,4 +99,9 @@ def test_two_servers_and_a_witness(with_witness: tuple[Topology, dict[str, LabSe
     wait_until(
         lambda: s["s1"].json("status")["quorum"]["has_quorum"], 5, message="s1 regained quorum"
     )
-    assert holders([s["s1"], s["s2"]], "198.18.0.62") == ["s2"]
+    story = [
+        f"{e['server']} {e['kind']}: {e['message']}"
+        for n in ("s1", "s2")
+        for e in s[n].events()[-25:]
+    ]
+    assert holders([s["s1"], s["s2"]], "198.18.0.62") == ["s2"], story

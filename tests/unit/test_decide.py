@@ -118,3 +118,43 @@ def test_defer_to_holders_at_start_up() -> None:
     assert defer_to_holders(restore, {"s2"}).action is Action.STAND_DOWN
     assert defer_to_holders(restore, {"s2"}, active=True).action is Action.REMOVE
     assert defer_to_holders(restore, set()) is restore
+
+
+def test_a_hierarchy_given_up_after_a_failure_is_taken_by_the_next_server() -> None:
+    from ipkeeper.engine.decide import plan
+
+    prio = {"s1": 1, "s2": 10, "s3": 20}
+    args = dict(
+        holders=set(),
+        dead_holders=set(),
+        failed={"s1"},
+        alive={"s1", "s2", "s3"},
+        may_take_over=True,
+    )
+    taken = plan(prio, here="s2", abandoned={"s1"}, **args)
+    assert taken.action is Action.RESTORE
+    assert taken.reason == "s1 gave it up after a failure; taking it over (priority 10)"
+    assert plan(prio, here="s3", abandoned={"s1"}, **args).action is Action.NOTHING
+    assert plan(prio, here="s2", **args).action is Action.NOTHING  # merely out of service
+
+
+def test_a_server_never_takes_back_what_it_gave_up_and_waits_for_silent_peers() -> None:
+    from ipkeeper.engine.decide import plan
+
+    prio = {"s1": 1, "s2": 10}
+    gave_up = dict(
+        holders=set(), dead_holders=set(), failed={"s1"}, may_take_over=True, abandoned={"s1"}
+    )
+    # s1 came back before hearing that s2 took over: it must not take its VIP back.
+    assert plan(prio, alive={"s1"}, here="s1", **gave_up).action is Action.NOTHING
+    waiting = plan(prio, alive={"s1", "s2"}, here="s1", unheard={"s2"}, **gave_up)
+    assert waiting.action is Action.NOTHING and waiting.reason == "waiting to hear from s2"
+
+
+def test_a_server_still_bringing_it_up_does_not_make_the_holder_give_up() -> None:
+    from ipkeeper.engine.decide import plan
+
+    prio = {"s1": 1, "s2": 10}
+    decision = plan(prio, holders={"s1", "s2"}, running={"s2"}, dead_holders=set(), failed=set(),
+                    alive={"s1", "s2"}, here="s2", may_take_over=True)  # fmt: skip
+    assert decision.action is Action.NOTHING

@@ -38,6 +38,7 @@ class ClusterService:
         self.engine = engine
         self.remote: dict[str, dict[str, dict[str, Any]]] = {}
         self.reported: set[str] = set()  # peers whose states arrived since they came up
+        self.ready_peers: set[str] = set()  # ... and whose states are true (reconciled)
         # Until this server has reconciled its store with its kernel at start-up,
         # its recorded states may be stale: it reports them as not ready, and
         # peers take it to hold nothing yet.
@@ -84,6 +85,10 @@ class ClusterService:
     def has_quorum(self) -> bool:
         """See ClusterNode.has_quorum."""
         return self.node.has_quorum()
+
+    def has_reported(self, server: str) -> bool:
+        """True once `server` has reported ready states since it became alive."""
+        return server in self.ready_peers
 
     def states_of(self, server: str) -> dict[str, dict[str, Any]]:
         """The last states `server` reported (nothing while it is still starting)."""
@@ -142,6 +147,7 @@ class ClusterService:
                 "reason": st.reason,
                 "pending": st.pending,
                 "busy": busy[rid][0] if rid in busy else None,
+                "handover": rid in self.engine.handed_over,
             }
             for rid, st in self.engine.repo.local_states().items()
         }
@@ -176,6 +182,7 @@ class ClusterService:
         self.remote[peer] = dict(data.get("states", {}))
         self.reported.add(peer)
         if data.get("ready"):
+            self.ready_peers.add(peer)
             for listener in self.on_states:
                 listener(peer)
 
@@ -189,9 +196,11 @@ class ClusterService:
             # What it reported before it went away is history now: until it
             # reports again, it holds nothing as far as decisions go.
             self.remote[peer] = {}
+            self.ready_peers.discard(peer)
             self._resync(peer)
         else:
             self.reported.discard(peer)
+            self.ready_peers.discard(peer)
         for listener in self.on_peer:
             listener(peer, alive)
 

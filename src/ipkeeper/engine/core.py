@@ -65,6 +65,9 @@ class Engine:
         self.peers: Peers = Standalone(server)
         self.metrics = Metrics()
         self.witness = False  # a witness votes but holds no resources
+        # Resources this server gave up after a failure it could not repair, for
+        # another server to take over; reported to peers until somebody does.
+        self.handed_over: set[str] = set()
 
     def close(self) -> None:
         """Stop the worker threads (running actions finish first)."""

@@ -106,17 +106,26 @@ def plan(
     alive: set[str],
     here: str,
     may_take_over: bool,
+    abandoned: set[str] | frozenset[str] = frozenset(),
+    running: set[str] | frozenset[str] | None = None,
+    unheard: set[str] | frozenset[str] = frozenset(),
 ) -> Decision:
     """What this server should do about one hierarchy, given who holds it (R22, R32).
 
-    - Held by more than one live server (split brain): all but the best
-      priority give it up.
-    - Held by one live server: nothing.
-    - Held by nobody alive, last held by a server that died: the live server
-      with the best priority where it has not failed takes it over, if it may.
+    - Running on more than one live server (split brain): all but the best
+      priority give it up. Only servers really running it (`running`) count:
+      one still bringing it up may yet fail.
+    - Held (running or coming up) by a live server: nothing.
+    - Held by nobody alive, last held by a server that died, or given up by a
+      server after a failure it could not repair (`abandoned`): once every
+      live server has reported its states (`unheard` is empty), the live
+      server with the best priority where it has not failed takes it over,
+      if it may. A server where it failed is used only when no other is left,
+      and a server never takes back what it gave up itself.
     """
-    if len(holders) > 1 and here in holders:
-        best = min(holders, key=lambda s: (priorities.get(s, 1000), s))
+    running = holders if running is None else running
+    if len(running) > 1 and here in running:
+        best = min(running, key=lambda s: (priorities.get(s, 1000), s))
         if best != here:
             return Decision(
                 Action.REMOVE,
@@ -126,29 +135,24 @@ def plan(
         return Decision(Action.NOTHING, "in service here and elsewhere; the others give it up")
     if holders:
         return Decision(Action.NOTHING, f"in service on {', '.join(sorted(holders))}")
-    if not dead_holders:
+    if not dead_holders and not abandoned:
         return Decision(Action.NOTHING, "out of service")
-    died = ", ".join(sorted(dead_holders))
-    # A server where it once failed is tried only when no other is left.
-    target = failover_target(priorities, alive, exclude=set(failed)) or failover_target(
-        priorities, alive
-    )
+    if unheard:
+        return Decision(Action.NOTHING, f"waiting to hear from {', '.join(sorted(unheard))}")
+    if dead_holders:
+        why = f"{', '.join(sorted(dead_holders))} died holding it"
+        fallback = failover_target(priorities, alive)
+    else:
+        why = f"{', '.join(sorted(abandoned))} gave it up after a failure"
+        fallback = failover_target(priorities, alive, exclude=set(abandoned))
+    target = failover_target(priorities, alive, exclude=set(failed)) or fallback
     if target is None:
-        return Decision(
-            Action.NOTHING, f"{died} died holding it and no live server can take it over"
-        )
+        return Decision(Action.NOTHING, f"{why} and no live server can take it over")
     if target != here:
-        return Decision(Action.NOTHING, f"{died} died holding it; {target} takes it over", target)
+        return Decision(Action.NOTHING, f"{why}; {target} takes it over", target)
     if not may_take_over:
-        return Decision(
-            Action.NOTHING,
-            f"{died} died holding it, but without quorum this server takes nothing over",
-        )
-    return Decision(
-        Action.RESTORE,
-        f"{died} died holding it; taking it over (priority {priorities[here]})",
-        here,
-    )
+        return Decision(Action.NOTHING, f"{why}, but without quorum this server takes nothing over")
+    return Decision(Action.RESTORE, f"{why}; taking it over (priority {priorities[here]})", here)
 
 
 def defer_to_holders(decision: Decision, holders: set[str], active: bool = False) -> Decision:

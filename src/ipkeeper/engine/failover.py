@@ -91,6 +91,8 @@ class Failover:
             if not any(engine.repo.local_state(r) for r in ids):
                 continue
             where = placement(engine, ids)
+            if where.holders:
+                engine.handed_over -= ids  # somebody has it now
             decision = decide.plan(
                 where.priorities,
                 where.holders,
@@ -99,6 +101,9 @@ class Failover:
                 alive,
                 engine.server,
                 quorum,
+                where.abandoned,
+                where.running,
+                where.unheard,
             )
             if decision.action is decide.Action.RESTORE:
                 if self._may_try(key):
@@ -200,6 +205,9 @@ class Failover:
                 tag=tag,
             )
             return
+        # Others see this in our state reports and take it over even if the
+        # hand-over below is lost (our network may be going down with it).
+        engine.handed_over |= ids
         self._start(frozenset(ids), self._hand_over(ids, tag, reason, started))
 
     async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:

@@ -20,6 +20,7 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
     """Bring `ids` in service on this server (children first); OpError when it fails."""
     first = next(iter(ids))
     async with engine.locks.hold(lambda: engine.hierarchy_of(first) | ids):
+        engine.handed_over -= ids
         result = await engine.bring_up(ids, why)
     if not result.ok:
         raise OpError(
@@ -32,6 +33,7 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
 async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
     """Take `ids` out of service on this server (parents first); OpError when it fails."""
     async with engine.locks.hold(lambda: ids):
+        engine.handed_over -= ids  # an administrator decided: nobody is to take it over now
         result = await engine.take_down(ids, why)
     if not result.ok:
         raise OpError(
@@ -113,10 +115,11 @@ async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
     ids = engine.hierarchy_of(rec.id)
     now = placement(engine, ids)
     engine.events.add("admin", "out of service requested", tag=tag)
-    for holder in sorted(
-        now.holders | ({engine.server} if engine.repo.local_state(rec.id) else set())
-    ):
-        await down_on(engine, holder, ids, "out of service (administrator)")
+    # The holders, and any server that gave it up after a failure: that one
+    # must stop asking the others to take it over.
+    here = {engine.server} if engine.repo.local_state(rec.id) else set()
+    for server in sorted((now.holders | now.abandoned | here) & engine.peers.alive()):
+        await down_on(engine, server, ids, "out of service (administrator)")
     return {
         "tag": tag,
         "state": _state_of(engine, rec.id) or "OSU",

@@ -25,6 +25,10 @@ class Peers(Protocol):
         """The last states `server` reported, by resource id (empty when never heard)."""
         ...
 
+    def has_reported(self, server: str) -> bool:
+        """True once `server` has reported its states since it (last) became alive."""
+        ...
+
     def servers(self) -> list[dict[str, Any]]:
         """Every server with its liveness and comm paths, for status."""
         ...
@@ -69,6 +73,10 @@ class Standalone:
     def states_of(self, server: str) -> dict[str, dict[str, Any]]:
         """No other server ever reports."""
         return {}
+
+    def has_reported(self, server: str) -> bool:
+        """No other server exists to report."""
+        return False
 
     def servers(self) -> list[dict[str, Any]]:
         """This server alone."""

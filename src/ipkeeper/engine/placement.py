@@ -24,6 +24,13 @@ def state_on(engine: Engine, server: str, rid: str) -> tuple[ResourceState | Non
     return ResourceState(reported["state"]), reported.get("pending")
 
 
+def handed_over(engine: Engine, server: str, rid: str) -> bool:
+    """True when `server` gave `rid` up after a failure and nobody has taken it since."""
+    if server == engine.server:
+        return rid in engine.handed_over
+    return bool(engine.peers.states_of(server).get(rid, {}).get("handover"))
+
+
 def anchor(engine: Engine, ids: set[str]) -> str:
     """The resource whose priorities rank servers for the whole hierarchy: its first root."""
     roots = engine.graph().roots(ids)
@@ -52,8 +59,11 @@ class Placement:
     ids: frozenset[str]
     priorities: dict[str, int]  # servers with the whole hierarchy extended
     holders: frozenset[str]  # live servers with any member in service (or coming up)
+    running: frozenset[str]  # live servers with a member actually in service (not just coming up)
     dead_holders: frozenset[str]  # servers not alive whose last report had it in service
     failed: frozenset[str]  # servers where a member is OSF
+    abandoned: frozenset[str]  # servers that gave it up after a failure, for another to take
+    unheard: frozenset[str]  # live servers that have not reported their states since they came back
     switchback: str
 
 
@@ -62,22 +72,35 @@ def placement(engine: Engine, ids: set[str]) -> Placement:
     alive = engine.peers.alive()
     prio = hosts(engine, ids)
     holders: set[str] = set()
+    running: set[str] = set()
     dead: set[str] = set()
     failed: set[str] = set()
+    abandoned: set[str] = set()
     for server in prio:
         for rid in ids:
             state, pending = state_on(engine, server, rid)
             holding = (state is not None and state.in_service) or pending in ("restore", "create")
             if holding:
                 (holders if server in alive else dead).add(server)
+            if state is not None and state.in_service and server in alive:
+                running.add(server)
             if state is ResourceState.OSF:
                 failed.add(server)
+            if handed_over(engine, server, rid):
+                abandoned.add(server)
     key = engine.repo.resource(anchor(engine, ids))
     return Placement(
         frozenset(ids),
         prio,
         frozenset(holders),
+        frozenset(running),
         frozenset(dead),
         frozenset(failed),
+        frozenset(abandoned),
+        frozenset(
+            s
+            for s in prio
+            if s in alive and s != engine.server and not engine.peers.has_reported(s)
+        ),
         key.switchback if key else "intelligent",
     )
