@@ -19,6 +19,8 @@ pulled, daemon alive), kill (the daemon alone killed with SIGKILL), switchover
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import random
 import statistics
 import sys
@@ -134,6 +136,7 @@ def main() -> None:
     parser.add_argument("--compare", choices=["keepalived"])
     args = parser.parse_args()
     fault_names = [f for f in args.faults.split(",") if f]
+    print(f"{os.cpu_count()} cores; {platform.platform()}", flush=True)
     control.down()
     lab = control.up(2)
     try:
@@ -164,7 +167,9 @@ def main() -> None:
         rows = bench(lab, Ipkeeper(lab), fault_names, args.runs, tunables["HBEAT_INTERVAL"])
         if args.compare == "keepalived":
             for advert, version in ((1.0, 2), (0.1, 3)):
-                rows += bench(lab, Keepalived(lab, advert, version), fault_names, args.runs, advert)
+                system = Keepalived(lab, advert, version)
+                print(f"{system.name}: {system.version_text}", flush=True)
+                rows += bench(lab, system, fault_names, args.runs, advert)
         print()
         print("| " + " | ".join(header) + " |")
         print("|" + " --- |" * len(header))

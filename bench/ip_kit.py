@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import statistics
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def bench_duplicate(lab: Topology, probes: int) -> None:
                         hog.wait()
                 misses = ", ".join(f"{w * 1000:g} ms: {m}" for w, m in missed.items())
                 print(
-                    f"{label}, {hogs} busy processes on 2 cores: heard in {ms(heard)}; missed of {probes} with a wait of {misses}"
+                    f"{label}, {hogs} busy processes on {os.cpu_count()} cores: heard in {ms(heard)}; missed of {probes} with a wait of {misses}"
                 )
     finally:
         for _, address, prefix in cases:

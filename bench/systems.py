@@ -124,6 +124,12 @@ class Keepalived:
         self.name = f"keepalived advert {advert:g}s" + (" (VRRPv3)" if version == 3 else "")
         self.s1, self.s2 = lab.node("s1"), lab.node("s2")
         self.binary = install_keepalived()
+        version = subprocess.run([self.binary, "--version"], capture_output=True, text=True)
+        self.version_text = (
+            (version.stdout + version.stderr).splitlines()[0]
+            if (version.stdout + version.stderr)
+            else "?"
+        )
 
     def _dir(self, node: Node) -> Path:
         path = control.lab_dir() / f"keepalived-{node.name}"

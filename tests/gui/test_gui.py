@@ -237,3 +237,44 @@ def test_the_same_through_the_api_and_a_missing_token_changes_nothing(
     )
     code, body = curl(f"{url}/openapi.json")
     assert code == 200 and "/api/v1/resources/{tag}/extend" in body["paths"]
+
+
+def test_settings_out_of_service_unextend_undepend_and_delete_in_the_gui(
+    page: Page, lab: Topology, servers: dict[str, LabServer], app: App
+) -> None:
+    s1 = servers["s1"]
+    s1.json("create", "ip", "--address", VIP, "--netmask", "24")
+    s1.json(*app.create_args("web"))
+    s1.json("depend", "web", TAG)
+    s1.json("extend", "web", "--target", "s2")
+    open_gui(page, lab)
+    child = page.get_by_role("button", name=f"└ {TAG}", exact=True)
+
+    child.click()
+    page.get_by_role("button", name="Properties…", exact=True).click()
+    page.get_by_label("Source address", exact=True).select_option("yes")
+    wizard_next(page, "Apply settings")
+    expect(page.locator("#notice")).to_contain_text("takes effect at the next bring-up")
+    assert s1.json("show", TAG)["source_address"] == "yes"
+
+    page.get_by_role("button", name="web", exact=True).click()
+    page.get_by_role("button", name="Out of service…", exact=True).click()
+    wizard_next(page, "OK")
+    expect(cell(page, "web", "s1")).to_contain_text("OSU")
+    expect(cell(page, TAG, "s1")).to_contain_text("OSU")
+
+    page.get_by_role("button", name="Unextend…", exact=True).click()
+    page.get_by_label("Server", exact=True).select_option("s2")
+    wizard_next(page, "OK")
+    expect(cell(page, "web", "s2")).to_have_text("not extended")
+
+    page.get_by_role("button", name="Delete dependency…", exact=True).click()
+    page.get_by_label("Child", exact=True).select_option(TAG)
+    wizard_next(page, "OK")
+    expect(page.get_by_role("button", name=TAG, exact=True)).to_be_visible()  # a root again
+
+    page.get_by_role("button", name=TAG, exact=True).click()
+    page.get_by_role("button", name="Delete…", exact=True).click()
+    wizard_next(page, "OK")
+    expect(page.locator(f'#resources tr[data-tag="{TAG}"]')).to_have_count(0)
+    assert [r["tag"] for r in s1.status()["resources"]] == ["web"]
