@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from ipkeeper.lab import daemons, faults, probe
+from ipkeeper.lab import faults, probe
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer, addr_change, holders, on
@@ -16,25 +14,6 @@ pytestmark = pytest.mark.lab
 
 VIP = "198.18.0.50"
 TAG = f"ip-{VIP}"
-
-
-@pytest.fixture
-def pair(servers: dict[str, LabServer], lab: Topology) -> Iterator[tuple[LabServer, LabServer]]:
-    """s1 and s2, both healthy again after the test whatever it did to them."""
-    s1, s2 = servers["s1"], servers["s2"]
-    s1.since, s2.since = s1.mark(), s2.mark()
-    yield s1, s2
-    for node in lab.servers:
-        faults.plug(node)
-        daemons.start(node)
-    for server in servers.values():
-        wait_until(
-            lambda s=server: (
-                len(s.status()["servers"]) == 2 and all(x["alive"] for x in s.status()["servers"])
-            ),
-            10,
-            message="cluster whole again",
-        )
 
 
 def states(server: LabServer, tag: str) -> dict[str, str | None]:

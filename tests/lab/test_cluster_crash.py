@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -36,14 +35,6 @@ def views(server: LabServer) -> dict[str, dict[str, str | None]]:
 
 def converged(s1: LabServer, s2: LabServer) -> bool:
     return catalog(s1) == catalog(s2) and views(s1) == views(s2)
-
-
-@pytest.fixture
-def pair(servers: dict[str, LabServer], lab: Topology) -> Iterator[tuple[LabServer, LabServer]]:
-    yield servers["s1"], servers["s2"]
-    for node in lab.servers:
-        faults.plug(node)
-        daemons.start(node)
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.01, 0.03, 0.1])

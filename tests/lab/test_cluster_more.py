@@ -3,8 +3,6 @@ its network, a server that rejoins after changes, conflicting changes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from pyroute2 import IPRoute
 
@@ -17,22 +15,6 @@ pytestmark = pytest.mark.lab
 
 VIP = "198.18.0.50"
 TAG = f"ip-{VIP}"
-
-
-@pytest.fixture
-def pair(servers: dict[str, LabServer], lab: Topology) -> Iterator[tuple[LabServer, LabServer]]:
-    s1, s2 = servers["s1"], servers["s2"]
-    s1.since, s2.since = s1.mark(), s2.mark()
-    yield s1, s2
-    for node in lab.servers:
-        faults.plug(node)
-        daemons.start(node)
-    for server in (s1, s2):
-        wait_until(
-            lambda s=server: all(x["alive"] for x in s.status()["servers"]),
-            10,
-            message="whole again",
-        )
 
 
 def backed_up_vip(s1: LabServer) -> None:
