@@ -120,3 +120,24 @@ def test_extend_asked_of_any_server_runs_on_the_template(pair: tuple[LabServer, 
         ("s1", 1),
         ("s2", 20),
     ]
+
+
+def test_extend_copies_the_ping_list_and_can_name_the_target_differently(
+    pair: tuple[LabServer, LabServer],
+) -> None:
+    s1, s2 = pair
+    s1.json("create", "ip", "--address", VIP, "--netmask", "24")
+    s1.json("pinglist", TAG, "add", "198.18.0.1")
+    s1.json("set", TAG, "source-address", "yes")
+    s1.json("extend", TAG, "--target", "s2", "--target-tag", "vip-b", "--switchback", "automatic")
+    on_s2 = s2.json("show", "vip-b")
+    assert (on_s2["tag"], on_s2["server"], on_s2["switchback"]) == ("vip-b", "s2", "automatic")
+    assert on_s2["source_address"] == "yes"  # R14: copied at extend
+    assert on_s2["ping_list"] == ["198.18.0.1"]  # R13: copied at extend ...
+    s2.json("pinglist", "vip-b", "add", "198.18.0.100")
+    assert s1.json("pinglist", TAG)["addresses"] == ["198.18.0.1"]  # ... then each server's own
+    assert s2.json("pinglist", "vip-b")["addresses"] == ["198.18.0.1", "198.18.0.100"]
+    assert [(e["server"], e["tag"]) for e in s1.json("show", TAG)["equivalents"]] == [
+        ("s1", TAG),
+        ("s2", "vip-b"),
+    ]
