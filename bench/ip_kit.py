@@ -53,6 +53,7 @@ def timed(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 def bench_restore(kit: IPKit, s1: Node, runs: int) -> None:
+    """Bring the VIP up `runs` times on s1 and print each part's time."""
     inst = vip_instance()
     parts: dict[str, list[float]] = {}
     totals = []
@@ -72,6 +73,7 @@ def bench_restore(kit: IPKit, s1: Node, runs: int) -> None:
 
 
 def bench_checks(kit: IPKit, tunables: Path, s1: Node, checks: int) -> None:
+    """Time quick_check, with the saved responder and with a broadcast ping."""
     inst = vip_instance()
     for label, settings in (("saved responder", {}), ("broadcast ping", {"IP_NOSAVEREPLY": 1})):
         write_tunables(tunables, **settings)
