@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pyroute2 import IPRoute
 
-from ipkeeper.lab import control
+from ipkeeper.lab import control, daemons, faults
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing.labtools import LabServer
 
@@ -124,6 +124,9 @@ def servers(lab: Topology) -> Iterator[dict[str, LabServer]]:
     for server in found.values():
         server.tune()
     yield found
+    for node in lab.servers:  # whatever the test did to them, healthy again
+        faults.plug(node)
+        daemons.start(node)
     for server in found.values():
         server.tune()
         for _ in range(10):

@@ -5,15 +5,21 @@ from __future__ import annotations
 from pyroute2 import IPRoute
 
 from ipkeeper.lab import daemons
+from ipkeeper.lab import netns as ns
 from ipkeeper.lab.topology import SWITCH_NS, Node, veth_name
 
 
 def set_switch_port(node: Node, ifname: str, up: bool) -> None:
     """Plug or unplug a node's cable at the switch (its interface loses carrier)."""
-    port = node.port(ifname)
-    with IPRoute(netns=SWITCH_NS) as ipr:
-        index = ipr.link_lookup(ifname=veth_name(node, port))[0]
-        ipr.link("set", index=index, state="up" if up else "down")
+    name = veth_name(node, node.port(ifname))
+
+    def flip() -> None:
+        with IPRoute() as ipr:
+            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up" if up else "down")
+
+    # On a thread of its own inside the switch namespace: pyroute2 cannot run on
+    # a thread whose asyncio loop is running (a browser test's, for one).
+    ns.call_in(SWITCH_NS, flip)
 
 
 def unplug(node: Node, *ifnames: str) -> None:

@@ -1,0 +1,133 @@
+"""Random fault sequences in the lab, with the cluster's invariants checked after each
+step (used by bench/chaos.py and, briefly, by the test suite)."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from ipkeeper.lab import daemons, faults
+from ipkeeper.lab.topology import Topology
+from ipkeeper.testing.labtools import LabServer
+
+VIPS = {"198.18.0.50": ("s1", "intelligent"), "198.18.0.51": ("s2", "automatic")}
+
+
+def setup(servers: dict[str, LabServer]) -> None:
+    """Each VIP created on its home server and extended to the other."""
+    for vip, (home, switchback) in VIPS.items():
+        other = "s2" if home == "s1" else "s1"
+        servers[home].json(
+            "create", "ip", "--address", vip, "--netmask", "24", "--switchback", switchback
+        )
+        servers[home].json("extend", f"ip-{vip}", "--target", other)
+
+
+def reachable(lab: Topology, cut: set[str]) -> list[LabServer]:
+    """The servers whose cables are in."""
+    return [LabServer(n) for n in lab.servers if n.name not in cut]
+
+
+def catalog(server: LabServer) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The definitions a server holds."""
+    return sorted(
+        (r["tag"], sorted((n, i["priority"]) for n, i in r["servers"].items()))
+        for r in server.status()["resources"]
+    )
+
+
+def check(lab: Topology, cut: set[str], dead: set[str]) -> str | None:
+    """The first broken invariant, or None."""
+    up = reachable(lab, cut)
+    for vip in VIPS:
+        holding = [s.name for s in up if s.has_address(vip)]
+        if len(holding) > 1:
+            return f"{vip} held by {holding}"
+        can_hold = [s for s in up if s.name not in dead]
+        if can_hold and not holding:
+            return f"{vip} held by nobody while {[s.name for s in can_hold]} are up"
+    live = [s for s in up if s.name not in dead]
+    if len(live) == 2 and catalog(live[0]) != catalog(live[1]):
+        return "the two stores disagree"
+    return None
+
+
+FAULTS = ("crash", "cut LAN cable", "cut both cables", "kill daemon", "switch over")
+
+
+def inject(lab: Topology, action: str, name: str, cut: set[str], dead: set[str], vip: str) -> None:
+    """Do `action` to server `name`, and note what it leaves cut off or dead."""
+    node = lab.node(name)
+    if action == "crash":
+        faults.crash(node)
+        cut.add(name)
+        dead.add(name)
+    elif action == "cut LAN cable":
+        faults.unplug(node, "eth0")
+        cut.add(name)
+    elif action == "cut both cables":
+        faults.unplug(node)
+        cut.add(name)
+    elif action == "kill daemon":
+        daemons.kill(node)
+        dead.add(name)
+    elif action == "switch over":
+        LabServer(node).cli("in-service", f"ip-{vip}", "--server", name)
+    else:  # repair
+        faults.plug(node)
+        daemons.start(node)
+        cut.discard(name)
+        dead.discard(name)
+
+
+def settled(
+    lab: Topology, cut: set[str], dead: set[str], within: float, hold: float = 1.0
+) -> str | None:
+    """None once the invariants hold (a takeover may be needed first) and keep holding
+    for `hold` seconds; otherwise what broke, after at most `within` seconds."""
+    deadline = time.monotonic() + within
+    good_since: float | None = None
+    while True:
+        broken = check(lab, cut, dead)
+        now = time.monotonic()
+        if broken is None:
+            good_since = good_since or now
+            if now - good_since >= hold:
+                return None
+        elif good_since is not None and "held by" in broken and "nobody" not in broken:
+            return broken  # a double holder appeared after things had settled
+        else:
+            good_since = None
+        if now >= deadline:
+            return broken
+        time.sleep(0.1)
+
+
+def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> int:
+    """The random sequence; the number of broken invariants (stops at the first)."""
+    cut: set[str] = set()
+    dead: set[str] = set()
+    for step in range(steps):
+        if cut | dead:
+            action, name = "repair", sorted(cut | dead)[0]
+        else:
+            action, name = rng.choice(FAULTS), rng.choice(["s1", "s2"])
+        inject(lab, action, name, cut, dead, rng.choice(list(VIPS)))
+        broken = settled(lab, cut, dead, settle)
+        print(
+            f"{step:3d} {action:16s} {name}: {'ok' if broken is None else 'BROKEN: ' + broken}",
+            flush=True,
+        )
+        if broken:
+            for server in reachable(lab, cut | dead):
+                for event in server.events()[-12:]:
+                    print(f"      {server.name} {event['kind']}: {event['message']}")
+            return 1
+    return 0
+
+
+def repair_all(lab: Topology) -> None:
+    """Every cable in and every daemon running again."""
+    for node in lab.servers:
+        faults.plug(node)
+        daemons.start(node)
