@@ -3,6 +3,8 @@ its network, a server that rejoins after changes, conflicting changes."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pyroute2 import IPRoute
 
@@ -59,6 +61,31 @@ def test_a_server_that_loses_its_network_gives_its_vip_up(
         for e in s.events(after=s.since)
     ]
     assert holders([s1, s2], VIP) == ["s2"], story
+
+
+def test_out_of_service_holds_while_the_dead_holder_is_still_down(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    backed_up_vip(s1)
+    faults.crash(lab.node("s1"))
+    wait_until(lambda: s2.state(TAG) == "ISP", 5, message="s2 took over")
+    mark = s2.mark()
+    s2.json("out-of-service", TAG)
+    # s1's last report still says it held the VIP when it died; that must not
+    # bring it back. Watch four passes of the failover loop (every 0.5 s).
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        assert not s2.has_address(VIP), [e["message"] for e in s2.events(TAG, mark)]
+        time.sleep(0.05)  # polling interval of an observation, not a synchronisation
+    assert s2.state(TAG) == "OSU"
+    assert not [e for e in s2.events(TAG, mark) if e["kind"] == "failover"]
+    # The administrator's in-service still works, and s1's return changes nothing.
+    s2.json("in-service", TAG)
+    assert s2.has_address(VIP)
+    faults.recover(lab.node("s1"))  # still carrying the address from before the crash
+    wait_until(lambda: s2.state(TAG, "s1") == "OSU", 5, message="s1 reported")
+    assert holders([s1, s2], VIP) == ["s2"]
 
 
 def test_a_server_that_was_down_learns_what_changed(

@@ -3,6 +3,7 @@ its VIP up; the others carry on. Also with two servers and a witness."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -55,13 +56,33 @@ def test_isolated_server_gives_up_and_takes_nothing(
     assert quorum["mode"] == "majority" and quorum["votes"] == 3 and quorum["has_quorum"]
     mark3 = s["s3"].mark()
 
+    mark1 = s["s1"].mark()
+    # With its cables out, s3's own checks would fail at once and release VIP A
+    # before quorum matters; without the link and broadcast-ping steps only the
+    # quorum rule makes it give the VIP up, as across a real partition.
+    s["s3"].tune(QUORUM="majority", QUORUM_RELEASE=1, IP_NOLINKCHECK=1, NOBCASTPING=1)
     faults.unplug(lab.node("s3"))  # s3 is cut off from both networks, its daemon alive
     try:
-        # The majority: s1 takes VIP A over (best priority left); VIP B stays on s1.
-        wait_until(lambda: s["s1"].has_address("198.18.0.60"), 5, message="s1 took VIP A over")
+        # The majority: s1 takes VIP A over (best priority left), but only once s3
+        # has given it up: s3 might be answering clients on its side of the cut.
+        deadline = time.monotonic() + 10
+        while not s["s1"].has_address("198.18.0.60"):
+            assert time.monotonic() < deadline, "s1 did not take VIP A over"
+            time.sleep(0.02)  # polling interval of an observation
+        assert not s["s3"].has_address("198.18.0.60"), "VIP A on s1 and s3 at once"
+        given_up = [
+            e["ts"] for e in s["s3"].events("ip-198.18.0.60", mark3) if e["kind"] == "remove"
+        ]
+        taken = [e["ts"] for e in s["s1"].events("ip-198.18.0.60", mark1) if e["kind"] == "restore"]
+        assert given_up and taken and max(given_up) < min(taken)
+        waited = [e["message"] for e in s["s1"].events("ip-198.18.0.60", mark1)]
+        assert any("so that a holder that is only cut off has given it up" in m for m in waited)
         assert holders(list(s.values()), "198.18.0.61") == ["s1"]
-        # The minority: s3 sees one vote of three, gives VIP A up and takes nothing.
-        wait_until(lambda: not s["s3"].has_address("198.18.0.60"), 5, message="s3 gave VIP A up")
+        # The minority: s3 sees one vote of three, gave VIP A up and takes nothing,
+        # not even when an administrator asks.
+        refused = s["s3"].cli("in-service", "ip-198.18.0.61")
+        assert refused.returncode != 0 and "minority" in refused.stderr
+        assert not s["s3"].has_address("198.18.0.61")
         status = s["s3"].json("status")
         assert status["quorum"]["has_quorum"] is False and status["quorum"]["votes"] == 1
         messages = [e["message"] for e in s["s3"].events(after=mark3)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,24 @@ def test_validate_app_names_the_field() -> None:
     with pytest.raises(ValueError, match=r"^timeout: must be between"):
         validate_app({"restore": "true", "remove": "true", "check": "true", "timeout": 0})
     assert validate_app({"restore": "true", "remove": "true", "check": "true"})["timeout"] == 60.0
+
+
+def test_a_daemon_left_running_does_not_hold_the_command(tmp_path: Path) -> None:
+    # A restore command that starts a server in its own session, which keeps
+    # the command's output open: the command is done when it exits.
+    pidfile = tmp_path / "daemon.pid"
+    path = script(tmp_path / "bin", f"echo started\nsetsid sleep 20 &\necho $! > {pidfile}\n")
+    try:
+        outcome = scripts.run(str(path), {}, 10)
+        assert outcome.ok and outcome.output == "started"
+        assert outcome.seconds < 5
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_long_output_keeps_its_beginning_and_end(tmp_path: Path) -> None:
+    path = script(tmp_path / "bin", "echo first\nseq 1 20000\necho last\n")
+    outcome = scripts.run(str(path), {}, 10)
+    assert outcome.output.startswith("first") and outcome.output.endswith("last")
+    assert "[...]" in outcome.output and len(outcome.output) < scripts.OUTPUT_LIMIT + 20

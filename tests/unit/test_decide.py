@@ -9,6 +9,7 @@ from ipkeeper.engine.decide import (
     failover_target,
     on_check_failure,
     on_local_failure,
+    plan,
     reconcile,
 )
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
@@ -52,6 +53,18 @@ def test_local_failure_decisions() -> None:
     assert (
         on_local_failure("x", prio, {"s1", "s2"}, "s1", may_take_over=False).action is Action.STOP
     )
+
+
+def test_local_failure_picks_the_successor_that_plan_picks() -> None:
+    # s2 failed it before: s1's hand-over and s3's own plan both choose s3.
+    prio = {"s1": 1, "s2": 10, "s3": 20}
+    alive = {"s1", "s2", "s3"}
+    handed = on_local_failure("ip failed", prio, alive, "s1", failed={"s1", "s2"})
+    assert handed.target == "s3"
+    planned = plan(prio, set(), set(), {"s1", "s2"}, alive, "s3", True, abandoned={"s1"})
+    assert planned.action is Action.RESTORE and planned.target == "s3"
+    # With no other choice left, a server where it failed before is still tried.
+    assert on_local_failure("x", prio, {"s1", "s2"}, "s1", failed={"s2"}).target == "s2"
 
 
 @pytest.mark.parametrize(

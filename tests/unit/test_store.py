@@ -10,7 +10,7 @@ import pytest
 from ipkeeper.model.states import ResourceState
 from ipkeeper.store.db import SCHEMA_VERSION, open_db
 from ipkeeper.store.events import EventLog
-from ipkeeper.store.repo import InstanceRecord, Repo, ResourceRecord
+from ipkeeper.store.repo import InstanceRecord, Repo, ResourceRecord, StoredSet
 
 
 def make(repo: Repo, rid: str = "r1", tag: str = "ip-a") -> ResourceRecord:
@@ -90,3 +90,14 @@ def test_ping_lists_and_events(tmp_path: Path) -> None:
     assert [e.message for e in log.recent(10)] == ["one", "two"]
     assert [e.message for e in log.recent(10, after=first.id)] == ["two"]
     assert [e.message for e in log.recent(10, tag="t")] == ["one"]
+
+
+def test_a_stored_set_survives_reopening(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    handed = StoredSet(Repo(db), "handed_over")
+    handed.add({"r1", "r2"})
+    handed.discard({"r2", "r9"})
+    assert "r1" in handed and "r2" not in handed
+    db.close()
+    again = StoredSet(Repo(open_db(tmp_path / "db")), "handed_over")
+    assert "r1" in again and "r2" not in again

@@ -94,6 +94,20 @@ class ClusterService:
         """The last states `server` reported (nothing while it is still starting)."""
         return self.remote.get(server, {})
 
+    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
+        """See engine.peers.Peers.forget_holding (only for servers not alive)."""
+        if server in self.alive():
+            return
+        for rid in resource_ids & set(self.remote.get(server, {})):
+            entry = self.remote[server][rid]
+            if entry.get("state") not in (None, "OSU", "OSF") or entry.get("pending"):
+                self.remote[server][rid] = {
+                    **entry,
+                    "state": "OSU",
+                    "pending": None,
+                    "reason": "held by another server since it died",
+                }
+
     def mark_ready(self) -> None:
         """Start-up reconciliation is done: from now on this server's states are true."""
         self.ready = True

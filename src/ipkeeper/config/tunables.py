@@ -175,6 +175,14 @@ TUNABLES: dict[str, Tunable] = {
             "time in a minority after which a server gives its own resources up (R32)",
         ),
         Tunable(
+            "QUORUM_GRACE",
+            1.0,
+            _number(float, 0, 3600),
+            "s",
+            "with QUORUM=majority, what a takeover from a dead server waits beyond "
+            "QUORUM_RELEASE: the time a merely cut-off holder may need to take it down (R32)",
+        ),
+        Tunable(
             "RECOVERY_WINDOW",
             60.0,
             _number(float, 1, 86400),

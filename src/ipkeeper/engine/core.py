@@ -25,7 +25,7 @@ from ipkeeper.model.hierarchy import Hierarchy
 from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
 from ipkeeper.store.events import EventLog
-from ipkeeper.store.repo import Repo, ResourceRecord
+from ipkeeper.store.repo import Repo, ResourceRecord, StoredSet
 
 log = logging.getLogger("ipkeeper.engine")
 
@@ -66,8 +66,9 @@ class Engine:
         self.metrics = Metrics()
         self.witness = False  # a witness votes but holds no resources
         # Resources this server gave up after a failure it could not repair, for
-        # another server to take over; reported to peers until somebody does.
-        self.handed_over: set[str] = set()
+        # another server to take over; reported to peers until somebody does
+        # (stored: a restart in between must not lose the hand-over).
+        self.handed_over = StoredSet(repo, "handed_over")
 
     def close(self) -> None:
         """Stop the worker threads (running actions finish first)."""

@@ -60,10 +60,21 @@ def failover_target(
 
 
 def on_local_failure(
-    why: str, priorities: dict[str, int], alive: set[str], here: str, may_take_over: bool = True
+    why: str,
+    priorities: dict[str, int],
+    alive: set[str],
+    here: str,
+    may_take_over: bool = True,
+    failed: set[str] | frozenset[str] = frozenset(),
 ) -> Decision:
-    """When a hierarchy cannot be kept here: fail over to the next priority, or stop."""
-    target = failover_target(priorities, alive, exclude={here})
+    """When a hierarchy cannot be kept here: fail over to the next priority, or stop.
+
+    Servers where it failed before come last, as in `plan`, so that this
+    server and the others pick the same successor.
+    """
+    target = failover_target(priorities, alive, exclude={here} | set(failed)) or failover_target(
+        priorities, alive, exclude={here}
+    )
     if target is None:
         return Decision(Action.STOP, f"{why}; no other live server can take it over")
     if not may_take_over:

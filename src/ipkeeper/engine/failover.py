@@ -8,7 +8,8 @@ priority acts; the others wait), give up a hierarchy that a better server
 also holds (split brain healed), move a hierarchy back to a better server
 that rejoined (automatic switchback), and, in a minority with
 QUORUM=majority, take nothing over and give everything up after
-QUORUM_RELEASE. A failed local recovery (from the monitor) moves the
+QUORUM_RELEASE (the majority, for its part, waits that long and
+QUORUM_GRACE more before taking over from a dead holder). A failed local recovery (from the monitor) moves the
 hierarchy to the next server by priority, one after the other.
 """
 
@@ -23,7 +24,7 @@ from ipkeeper.engine import decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, switch_back, up_on
-from ipkeeper.engine.placement import anchor, placement
+from ipkeeper.engine.placement import anchor, placement, retire_dead_holders
 from ipkeeper.model.states import ResourceState
 
 log = logging.getLogger("ipkeeper.failover")
@@ -43,15 +44,19 @@ class Failover:
         self.rejoined: set[str] = set()  # peers that came back and have not been considered yet
         self._waiting_states: set[str] = set()
         self._tried: dict[frozenset[str], tuple[float, int]] = {}  # last try, tries
-        self._running: dict[frozenset[str], asyncio.Task[None]] = {}
+        self._running: dict[frozenset[str], asyncio.Task[None]] = {}  # the latest per hierarchy
+        self._tasks: set[asyncio.Task[None]] = set()
         self.minority_since: float | None = None
-        self.released = False
+        self.started = time.monotonic()
+        self._died_at: dict[str, float] = {}
+        self._fencing: set[frozenset[str]] = set()  # takeovers told to wait (said once)
 
     def peer_changed(self, peer: str, alive: bool) -> None:
         """Membership listener: a peer died or came back."""
         if alive:
             self._waiting_states.add(peer)
         else:
+            self._died_at[peer] = time.monotonic()
             self._waiting_states.discard(peer)
             self.rejoined.discard(peer)
         self.wake.set()
@@ -73,7 +78,7 @@ class Failover:
                 await self.evaluate()
             except Exception:
                 log.exception("failover evaluation failed")
-        for task in self._running.values():
+        for task in self._tasks:
             task.cancel()
 
     async def evaluate(self) -> None:
@@ -92,7 +97,10 @@ class Failover:
                 continue
             where = placement(engine, ids)
             if where.holders:
-                engine.handed_over -= ids  # somebody has it now
+                engine.handed_over.discard(ids)  # somebody has it now
+            if where.running and where.dead_holders:
+                retire_dead_holders(engine, ids)
+                where = placement(engine, ids)
             decision = decide.plan(
                 where.priorities,
                 where.holders,
@@ -106,7 +114,7 @@ class Failover:
                 where.unheard,
             )
             if decision.action is decide.Action.RESTORE:
-                if self._may_try(key):
+                if not self._fenced(key, where.dead_holders) and self._may_try(key):
                     self._start(key, self._take_over(ids, decision.reason))
             elif decision.action is decide.Action.REMOVE:
                 self._start(key, hierarchy_down(engine, ids, decision.reason))
@@ -122,6 +130,31 @@ class Failover:
             if engine.server in where.holders:
                 self._tried.pop(key, None)
 
+    def _fenced(self, key: frozenset[str], dead: frozenset[str]) -> bool:
+        """With QUORUM=majority, True while a dead holder may only be cut off and
+        still holding it: it gives it up after QUORUM_RELEASE in its minority, so
+        the takeover waits that long and QUORUM_GRACE more (R32)."""
+        tunables = self.engine.tunables
+        if not dead or tunables.get("QUORUM") != "majority":
+            self._fencing.discard(key)
+            return False
+        wait = tunables.get("QUORUM_RELEASE") + tunables.get("QUORUM_GRACE")
+        since = max(self._died_at.get(s, self.started) for s in dead)
+        left = since + wait - time.monotonic()
+        if left <= 0:
+            self._fencing.discard(key)
+            return False
+        if key not in self._fencing:
+            self._fencing.add(key)
+            self.engine.events.add(
+                "failover",
+                f"{', '.join(sorted(dead))} died holding it; waiting {left:.1f}s before taking it "
+                "over, so that a holder that is only cut off has given it up (QUORUM=majority)",
+                tag=self.engine.tag(anchor(self.engine, set(key))),
+            )
+            asyncio.get_running_loop().call_later(left, self.wake.set)
+        return True
+
     def _may_try(self, key: frozenset[str]) -> bool:
         """Take over at once; after a failed try, wait 0.5 s, 1 s, 2 s ... up to 10 s."""
         now = time.monotonic()
@@ -132,18 +165,27 @@ class Failover:
         return True
 
     def _start(self, key: frozenset[str], work: object) -> None:
+        """Run `work` for hierarchy `key` on a task, after any still running for it."""
+        before = self._running.get(key)
+
         async def guarded() -> None:
             try:
+                if before is not None:
+                    await asyncio.wait({before})
                 await work  # type: ignore[misc]
             except OpError as exc:
                 log.info("%s", exc)
             except Exception:
                 log.exception("failover action failed")
             finally:
-                self._running.pop(key, None)
+                if self._running.get(key) is asyncio.current_task():
+                    del self._running[key]
                 self.wake.set()
 
-        self._running[key] = asyncio.create_task(guarded())
+        task = asyncio.create_task(guarded())
+        self._running[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _take_over(self, ids: set[str], reason: str) -> None:
         engine = self.engine
@@ -163,7 +205,7 @@ class Failover:
         if quorum:
             if self.minority_since is not None:
                 engine.events.add("quorum", "quorum regained")
-            self.minority_since, self.released = None, False
+            self.minority_since = None
             return
         now = time.monotonic()
         wait = engine.tunables.get("QUORUM_RELEASE")
@@ -174,15 +216,17 @@ class Failover:
                 "quorum",
                 f"lost quorum ({seen} of {total} votes): taking nothing over; giving resources up in {wait:g}s",
             )
-        if not self.released and now - self.minority_since >= wait:
-            self.released = True
-            for ids in engine.graph().components():
-                held = [r for r in ids if (st := engine.state(r)) is not None and st.in_service]
-                if held:
-                    self._start(
-                        frozenset(ids),
-                        hierarchy_down(engine, ids, f"no quorum for {wait:g}s: giving it up (R32)"),
-                    )
+            asyncio.get_running_loop().call_later(wait, self.wake.set)
+        if now - self.minority_since < wait:
+            return
+        # On every pass, not once: nothing may stay up in a minority.
+        for ids in engine.graph().components():
+            held = [r for r in ids if (st := engine.state(r)) is not None and st.in_service]
+            if held and frozenset(ids) not in self._running:
+                self._start(
+                    frozenset(ids),
+                    hierarchy_down(engine, ids, f"no quorum for {wait:g}s: giving it up (R32)"),
+                )
 
     async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
         """The monitor's hand-off: recovery failed here; move the hierarchy to the next server.
@@ -207,20 +251,21 @@ class Failover:
             return
         # Others see this in our state reports and take it over even if the
         # hand-over below is lost (our network may be going down with it).
-        engine.handed_over |= ids
+        engine.handed_over.add(ids)
         self._start(frozenset(ids), self._hand_over(ids, tag, reason, started))
 
     async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:
         engine = self.engine
-        where = placement(engine, ids)
         tried: set[str] = {engine.server}
         while True:
+            where = placement(engine, ids)
             decision = decide.on_local_failure(
                 reason,
                 where.priorities,
                 engine.peers.alive() - tried,
                 engine.server,
                 engine.peers.has_quorum(),
+                where.failed,
             )
             engine.events.add("failover", decision.reason, tag=tag)
             if decision.action is not decide.Action.FAIL_OVER or decision.target is None:

@@ -13,14 +13,20 @@ from typing import Any
 from ipkeeper.engine.admin import finish_delete, resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError, conflict
-from ipkeeper.engine.placement import hosts, placement
+from ipkeeper.engine.placement import hosts, placement, retire_dead_holders
 
 
 async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
     """Bring `ids` in service on this server (children first); OpError when it fails."""
+    if not engine.peers.has_quorum():
+        raise OpError(
+            "quorum",
+            f"{engine.server} is in a minority (QUORUM=majority): it brings nothing up (R32)",
+            status=503,
+        )
     first = next(iter(ids))
     async with engine.locks.hold(lambda: engine.hierarchy_of(first) | ids):
-        engine.handed_over -= ids
+        engine.handed_over.discard(ids)
         result = await engine.bring_up(ids, why)
     if not result.ok:
         raise OpError(
@@ -33,7 +39,8 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
 async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
     """Take `ids` out of service on this server (parents first); OpError when it fails."""
     async with engine.locks.hold(lambda: ids):
-        engine.handed_over -= ids  # an administrator decided: nobody is to take it over now
+        engine.handed_over.discard(ids)  # an administrator decided: nobody is to take it over now
+        retire_dead_holders(engine, ids)
         result = await engine.take_down(ids, why)
     if not result.ok:
         raise OpError(
@@ -93,13 +100,17 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
     try:
         await up_on(engine, target, ids, f"in service on {target} (administrator)")
     except OpError as exc:
+        back_on = None
         for holder in sorted(now.holders - {target}):
             try:
                 await up_on(engine, holder, ids, f"back on {holder}: bring-up on {target} failed")
+                back_on = holder
             except OpError as back:
                 engine.events.add(
                     "admin", f"could not bring it back on {holder}: {back.reason}", tag=tag
                 )
+        if now.holders - {target} and back_on is None:
+            await place_elsewhere(engine, ids, now.holders | {target}, tag)
         raise exc
     return {
         "tag": tag,
@@ -115,10 +126,13 @@ async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
     ids = engine.hierarchy_of(rec.id)
     now = placement(engine, ids)
     engine.events.add("admin", "out of service requested", tag=tag)
-    # The holders, and any server that gave it up after a failure: that one
-    # must stop asking the others to take it over.
+    # Every live server where it is extended, not only the holders: one that
+    # gave it up after a failure must stop asking the others to take it over,
+    # and every one must stop counting a dead server's last report as a
+    # reason to take it over (the take-down is a no-op where it is not up).
     here = {engine.server} if engine.repo.local_state(rec.id) else set()
-    for server in sorted((now.holders | now.abandoned | here) & engine.peers.alive()):
+    everywhere = set(now.priorities) | now.holders | now.abandoned | here
+    for server in sorted(everywhere & engine.peers.alive()):
         await down_on(engine, server, ids, "out of service (administrator)")
     return {
         "tag": tag,
@@ -164,4 +178,31 @@ async def switch_back(engine: Engine, ids: set[str], better: str) -> None:
         engine.events.add(
             "switchback", f"failed on {better}: {exc.reason}; bringing it back here", tag=tag
         )
-        await hierarchy_up(engine, ids, f"back here: switchback to {better} failed")
+        try:
+            await hierarchy_up(engine, ids, f"back here: switchback to {better} failed")
+        except OpError as back:
+            engine.events.add("switchback", f"could not bring it back here: {back.reason}", tag=tag)
+            await place_elsewhere(engine, ids, {better, engine.server}, tag)
+
+
+async def place_elsewhere(
+    engine: Engine, ids: set[str], tried: set[str] | frozenset[str], tag: str
+) -> str | None:
+    """After a move and its undo both failed, so that the hierarchy is not left on
+    no server: bring it up on the next live server by priority (servers where
+    it failed before come last); the server that took it, or None."""
+    where = placement(engine, ids)
+    alive = engine.peers.alive()
+    for server in sorted(
+        (s for s in where.priorities if s in alive and s not in tried),
+        key=lambda s: (s in where.failed, where.priorities[s], s),
+    ):
+        why = f"placed on {server} (priority {where.priorities[server]}): the move and its undo failed"
+        engine.events.add("failover", why, tag=tag)
+        try:
+            await up_on(engine, server, ids, why)
+            return server
+        except OpError as exc:
+            engine.events.add("failover", f"{server} could not take it: {exc.reason}", tag=tag)
+    engine.events.add("failover", "no live server could take it: it is out of service", tag=tag)
+    return None

@@ -29,6 +29,15 @@ class Peers(Protocol):
         """True once `server` has reported its states since it (last) became alive."""
         ...
 
+    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
+        """Take `server`'s last report as holding none of these any more.
+
+        Used for a server that is not alive: once another server has held the
+        hierarchy, or an administrator has taken it out of service, what the
+        dead server held when it died must not cause another takeover.
+        """
+        ...
+
     def servers(self) -> list[dict[str, Any]]:
         """Every server with its liveness and comm paths, for status."""
         ...
@@ -77,6 +86,9 @@ class Standalone:
     def has_reported(self, server: str) -> bool:
         """No other server exists to report."""
         return False
+
+    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
+        """No other server ever held anything."""
 
     def servers(self) -> list[dict[str, Any]]:
         """This server alone."""

@@ -52,6 +52,18 @@ def hosts(engine: Engine, ids: set[str]) -> dict[str, int]:
     return {i.server: i.priority for i in key.instances if i.server in servers}
 
 
+def retire_dead_holders(engine: Engine, ids: set[str]) -> None:
+    """Servers not alive no longer count as holding `ids` (see Peers.forget_holding).
+
+    Called once a live server holds the hierarchy and when it is taken out of
+    service: from then on, a death long past must not bring it up again.
+    """
+    alive = engine.peers.alive()
+    for server in hosts(engine, ids):
+        if server not in alive:
+            engine.peers.forget_holding(server, ids)
+
+
 @dataclass(frozen=True)
 class Placement:
     """Who holds a hierarchy and who could take it."""

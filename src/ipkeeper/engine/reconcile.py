@@ -39,7 +39,11 @@ async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
     decisions: dict[str, decide.Decision] = {}
     for rid, st in engine.repo.local_states().items():
         active = await probe(engine, rid)
-        holders = placement(engine, engine.hierarchy_of(rid)).holders - {engine.server}
+        where = placement(engine, engine.hierarchy_of(rid))
+        # What is up here is given way only to a server really running it: one
+        # still bringing it up would find the address taken and give up, and
+        # then nobody would hold it.
+        holders = (where.running if active else where.holders) - {engine.server}
         decision = decide.defer_to_holders(
             decide.reconcile(st.state, st.pending, active), set(holders), active
         )

@@ -285,6 +285,35 @@ class Repo:
             conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
 
 
+class StoredSet:
+    """A set of resource ids kept in a setting, so that it survives a restart.
+
+    Written only when it changes (callers may discard ids on every pass).
+    """
+
+    def __init__(self, repo: Repo, key: str) -> None:
+        self.repo = repo
+        self.key = key
+        self._ids: set[str] = set(json.loads(repo.setting(key, "[]") or "[]"))
+
+    def __contains__(self, resource_id: object) -> bool:
+        return resource_id in self._ids
+
+    def add(self, ids: set[str] | frozenset[str]) -> None:
+        """Add `ids` (committed before returning)."""
+        if not set(ids) <= self._ids:
+            self._save(self._ids | set(ids))
+
+    def discard(self, ids: set[str] | frozenset[str]) -> None:
+        """Remove `ids` (committed before returning)."""
+        if self._ids & set(ids):
+            self._save(self._ids - set(ids))
+
+    def _save(self, ids: set[str]) -> None:
+        self.repo.set_setting(self.key, json.dumps(sorted(ids)))
+        self._ids = ids
+
+
 def _instance(row: Any) -> InstanceRecord:
     return InstanceRecord(
         row["resource_id"], row["server"], row["tag"], row["priority"], json.loads(row["props"])

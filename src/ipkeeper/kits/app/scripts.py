@@ -16,9 +16,11 @@ import shutil
 import signal
 import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 OUTPUT_LIMIT = 4000
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -86,6 +88,18 @@ class Outcome:
         return self.returncode == 0
 
 
+def _head_and_tail(out: BinaryIO) -> str:
+    """The output, or its beginning and end when it is longer than OUTPUT_LIMIT."""
+    size = os.fstat(out.fileno()).st_size
+    out.seek(0)
+    if size <= OUTPUT_LIMIT:
+        return out.read().decode("utf-8", "replace")
+    head = out.read(OUTPUT_LIMIT // 2)
+    out.seek(size - OUTPUT_LIMIT // 2)
+    tail = out.read()
+    return (head + b"\n[...]\n" + tail).decode("utf-8", "replace")
+
+
 def run(command: str, env: dict[str, str], timeout: float) -> Outcome:
     """Run `command` (re-checked now) with `env` added; never raises for a failed command."""
     start = time.monotonic()
@@ -93,23 +107,25 @@ def run(command: str, env: dict[str, str], timeout: float) -> Outcome:
         argv = check_command(command)
     except CommandError as exc:
         return Outcome(127, f"not run: {exc}", 0.0)
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={"PATH": SAFE_PATH, "LANG": "C.UTF-8", **env},
-        start_new_session=True,
-        cwd="/",
-    )
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, _ = proc.communicate()
-        code = None
-    text = out.decode("utf-8", "replace")
-    if len(text) > OUTPUT_LIMIT:
-        text = text[: OUTPUT_LIMIT // 2] + "\n[...]\n" + text[-OUTPUT_LIMIT // 2 :]
+    # Output goes to a file, not a pipe: a daemon that the command starts may
+    # keep its output open for ever, and the command must still count as done
+    # when it exits (and as killed when it overruns), not when that pipe closes.
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={"PATH": SAFE_PATH, "LANG": "C.UTF-8", **env},
+            start_new_session=True,
+            cwd="/",
+        )
+        code: int | None
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = None
+        text = _head_and_tail(out)
     return Outcome(code, text.strip(), time.monotonic() - start)
