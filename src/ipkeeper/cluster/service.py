@@ -294,15 +294,23 @@ class ClusterService:
 
     async def _up(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         self._ready()
-        return await hierarchy_up(
-            self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
-        )
+        try:
+            return await hierarchy_up(
+                self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
+            )
+        finally:
+            self._publish_states()
 
     async def _down(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         self._ready()
-        return await hierarchy_down(
-            self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
-        )
+        try:
+            return await hierarchy_down(
+                self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
+            )
+        finally:
+            # Now, not on the next loop turn: the asker must know our new states
+            # (a hand-over withdrawn) before it reads our reply and acts on it.
+            self._publish_states()
 
     def _known(self, ids: list[str]) -> set[str]:
         missing = [rid for rid in ids if self.engine.repo.resource(rid) is None]

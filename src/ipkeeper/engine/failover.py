@@ -53,6 +53,7 @@ class Failover:
 
     def peer_changed(self, peer: str, alive: bool) -> None:
         """Membership listener: a peer died or came back."""
+        self._tried.clear()  # a new situation: takeovers may be tried at once again
         if alive:
             self._waiting_states.add(peer)
         else:

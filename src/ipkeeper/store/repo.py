@@ -75,7 +75,8 @@ class Repo:
         self.db = db
         self.listeners: list[Callable[[str], None]] = []  # told the id of a changed local state
 
-    def _changed(self, resource_id: str) -> None:
+    def state_changed(self, resource_id: str) -> None:
+        """Tell the listeners that what this server reports about `resource_id` changed."""
         for listener in self.listeners:
             listener(resource_id)
 
@@ -175,7 +176,7 @@ class Repo:
         with self.db.transaction() as conn:
             self.add_tombstone(resource_id, record.tag_on(""), version or record.version + 1)
             conn.execute("DELETE FROM resources WHERE id = ?", (resource_id,))
-        self._changed(resource_id)
+        self.state_changed(resource_id)
 
     def add_tombstone(self, resource_id: str, tag: str, version: int) -> None:
         """Remember that `resource_id` was deleted at `version`."""
@@ -240,7 +241,7 @@ class Repo:
             )
         current = self.local_state(resource_id)
         assert current is not None
-        self._changed(resource_id)
+        self.state_changed(resource_id)
         return current
 
     def set_pending(self, resource_id: str, pending: str | None) -> None:
@@ -254,7 +255,7 @@ class Repo:
         """Forget this server's state of a resource (after unextend)."""
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM local_state WHERE resource_id = ?", (resource_id,))
-        self._changed(resource_id)
+        self.state_changed(resource_id)
 
     # -- ping lists and settings -------------------------------------------------
 
@@ -288,7 +289,8 @@ class Repo:
 class StoredSet:
     """A set of resource ids kept in a setting, so that it survives a restart.
 
-    Written only when it changes (callers may discard ids on every pass).
+    Written only when it changes (callers may discard ids on every pass); a
+    change is a change of what this server reports, so listeners are told.
     """
 
     def __init__(self, repo: Repo, key: str) -> None:
@@ -311,7 +313,9 @@ class StoredSet:
 
     def _save(self, ids: set[str]) -> None:
         self.repo.set_setting(self.key, json.dumps(sorted(ids)))
-        self._ids = ids
+        changed, self._ids = self._ids ^ ids, ids
+        for rid in sorted(changed):
+            self.repo.state_changed(rid)
 
 
 def _instance(row: Any) -> InstanceRecord:

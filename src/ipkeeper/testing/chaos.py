@@ -36,11 +36,17 @@ def catalog(server: LabServer) -> list[tuple[str, list[tuple[str, int]]]]:
     )
 
 
-def check(lab: Topology, cut: set[str], dead: set[str]) -> str | None:
-    """The first broken invariant, or None."""
+def check(
+    lab: Topology, cut: set[str], dead: set[str], stopped: frozenset[str] = frozenset()
+) -> str | None:
+    """The first broken invariant, or None. `stopped`: VIPs taken out of service."""
     up = reachable(lab, cut)
     for vip in VIPS:
         holding = [s.name for s in up if s.has_address(vip)]
+        if vip in stopped:
+            if holding:
+                return f"{vip} out of service but held by {holding}"
+            continue
         if len(holding) > 1:
             return f"{vip} held by {holding}"
         can_hold = [s for s in up if s.name not in dead]
@@ -53,11 +59,21 @@ def check(lab: Topology, cut: set[str], dead: set[str]) -> str | None:
 
 
 FAULTS = ("crash", "cut LAN cable", "cut both cables", "kill daemon", "switch over")
+OUT_OF_SERVICE = "out of service"  # by an administrator, while the other server is down
 
 
-def inject(lab: Topology, action: str, name: str, cut: set[str], dead: set[str], vip: str) -> None:
-    """Do `action` to server `name`, and note what it leaves cut off or dead."""
+def inject(
+    lab: Topology,
+    action: str,
+    name: str,
+    cut: set[str],
+    dead: set[str],
+    vip: str,
+    stopped: set[str] | None = None,
+) -> None:
+    """Do `action` to server `name`, and note what it leaves cut off, dead or stopped."""
     node = lab.node(name)
+    stopped = set() if stopped is None else stopped
     if action == "crash":
         faults.crash(node)
         cut.add(name)
@@ -73,22 +89,34 @@ def inject(lab: Topology, action: str, name: str, cut: set[str], dead: set[str],
         dead.add(name)
     elif action == "switch over":
         LabServer(node).cli("in-service", f"ip-{vip}", "--server", name)
-    else:  # repair
+    elif action == OUT_OF_SERVICE:
+        LabServer(node).json("out-of-service", f"ip-{vip}")
+        stopped.add(vip)
+    else:  # repair, and the administrator brings back what was taken out of service
         faults.plug(node)
         daemons.start(node)
         cut.discard(name)
         dead.discard(name)
+        for back in sorted(stopped):
+            home = lab.node(VIPS[back][0])
+            LabServer(home).json("in-service", f"ip-{back}")
+        stopped.clear()
 
 
 def settled(
-    lab: Topology, cut: set[str], dead: set[str], within: float, hold: float = 1.0
+    lab: Topology,
+    cut: set[str],
+    dead: set[str],
+    within: float,
+    hold: float = 1.0,
+    stopped: frozenset[str] = frozenset(),
 ) -> str | None:
     """None once the invariants hold (a takeover may be needed first) and keep holding
     for `hold` seconds; otherwise what broke, after at most `within` seconds."""
     deadline = time.monotonic() + within
     good_since: float | None = None
     while True:
-        broken = check(lab, cut, dead)
+        broken = check(lab, cut, dead, stopped)
         now = time.monotonic()
         if broken is None:
             good_since = good_since or now
@@ -107,13 +135,22 @@ def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> i
     """The random sequence; the number of broken invariants (stops at the first)."""
     cut: set[str] = set()
     dead: set[str] = set()
+    stopped: set[str] = set()
     for step in range(steps):
-        if cut | dead:
-            action, name = "repair", sorted(cut | dead)[0]
+        down = cut | dead
+        # While a server is cut off or crashed (not a daemon killed alone, which
+        # leaves its VIP up where no command reaches it), sometimes an
+        # administrator takes a VIP out of service on the other one.
+        # (Never as the last step: the repair after it brings the VIP back.)
+        last = step == steps - 1
+        if down and not stopped and not dead - cut and not last and rng.random() < 0.4:
+            action, name = OUT_OF_SERVICE, next(s for s in ("s1", "s2") if s not in down)
+        elif down:
+            action, name = "repair", sorted(down)[0]
         else:
             action, name = rng.choice(FAULTS), rng.choice(["s1", "s2"])
-        inject(lab, action, name, cut, dead, rng.choice(list(VIPS)))
-        broken = settled(lab, cut, dead, settle)
+        inject(lab, action, name, cut, dead, rng.choice(list(VIPS)), stopped)
+        broken = settled(lab, cut, dead, settle, stopped=frozenset(stopped))
         print(
             f"{step:3d} {action:16s} {name}: {'ok' if broken is None else 'BROKEN: ' + broken}",
             flush=True,
