@@ -84,7 +84,8 @@ def test_out_of_service_holds_while_the_dead_holder_is_still_down(
     s2.json("in-service", TAG)
     assert s2.has_address(VIP)
     faults.recover(lab.node("s1"))  # still carrying the address from before the crash
-    wait_until(lambda: s2.state(TAG, "s1") == "OSU", 5, message="s1 reported")
+    wait_until(lambda: not s1.has_address(VIP), 5, message="s1 took its leftover down")
+    assert s1.state(TAG) == "OSU"
     assert holders([s1, s2], VIP) == ["s2"]
 
 

@@ -99,5 +99,9 @@ def test_a_stored_set_survives_reopening(tmp_path: Path) -> None:
     handed.discard({"r2", "r9"})
     assert "r1" in handed and "r2" not in handed
     db.close()
-    again = StoredSet(Repo(open_db(tmp_path / "db")), "handed_over")
+    repo = Repo(open_db(tmp_path / "db"))
+    again = StoredSet(repo, "handed_over")
     assert "r1" in again and "r2" not in again
+    for damaged in ("not json", '"r1"', "[1, 2]"):
+        repo.set_setting("damaged", damaged)
+        assert "r1" not in StoredSet(repo, "damaged")

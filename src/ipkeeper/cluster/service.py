@@ -94,19 +94,26 @@ class ClusterService:
         """The last states `server` reported (nothing while it is still starting)."""
         return self.remote.get(server, {})
 
-    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
+    def forget_holding(self, server: str, resource_ids: set[str]) -> bool:
         """See engine.peers.Peers.forget_holding (only for servers not alive)."""
         if server in self.alive():
-            return
+            return False
+        changed = False
         for rid in resource_ids & set(self.remote.get(server, {})):
             entry = self.remote[server][rid]
-            if entry.get("state") not in (None, "OSU", "OSF") or entry.get("pending"):
+            holding = entry.get("state") not in (None, "OSU", "OSF") or entry.get("pending")
+            if holding or entry.get("handover"):
                 self.remote[server][rid] = {
                     **entry,
-                    "state": "OSU",
+                    "state": "OSU" if holding else entry.get("state"),
                     "pending": None,
-                    "reason": "held by another server since it died",
+                    "handover": False,
+                    "reason": "held by another server since it died"
+                    if holding
+                    else entry.get("reason"),
                 }
+                changed = True
+        return changed
 
     def mark_ready(self) -> None:
         """Start-up reconciliation is done: from now on this server's states are true."""

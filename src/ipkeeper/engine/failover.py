@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from ipkeeper.engine import decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, switch_back, up_on
-from ipkeeper.engine.placement import anchor, placement, retire_dead_holders
+from ipkeeper.engine.placement import Placement, anchor, placement, retire_dead_holders
 from ipkeeper.model.states import ResourceState
 
 log = logging.getLogger("ipkeeper.failover")
@@ -99,8 +101,7 @@ class Failover:
             where = placement(engine, ids)
             if where.holders:
                 engine.handed_over.discard(ids)  # somebody has it now
-            if where.running and where.dead_holders:
-                retire_dead_holders(engine, ids)
+            if where.running and retire_dead_holders(engine, ids):
                 where = placement(engine, ids)
             decision = decide.plan(
                 where.priorities,
@@ -114,22 +115,31 @@ class Failover:
                 where.running,
                 where.unheard,
             )
-            if decision.action is decide.Action.RESTORE:
-                if not self._fenced(key, where.dead_holders) and self._may_try(key):
-                    self._start(key, self._take_over(ids, decision.reason))
-            elif decision.action is decide.Action.REMOVE:
-                self._start(key, hierarchy_down(engine, ids, decision.reason))
-            elif engine.server in where.holders and where.switchback == "automatic":
-                better = [
-                    s for s in rejoined
-                    if s in where.priorities and s in alive and s not in where.failed
-                    and where.priorities[s] < where.priorities[engine.server]
-                ]  # fmt: skip
-                if better:
-                    best = min(better, key=lambda s: where.priorities[s])
-                    self._start(key, switch_back(engine, ids, best))
+            self._act(ids, where, decision, rejoined & alive)
             if engine.server in where.holders:
                 self._tried.pop(key, None)
+
+    def _act(
+        self, ids: set[str], where: Placement, decision: decide.Decision, rejoined: set[str]
+    ) -> None:
+        """Start what `decision` asks for one hierarchy (or an automatic switchback)."""
+        engine, key = self.engine, frozenset(ids)
+        if decision.action is not decide.Action.RESTORE:
+            self._fencing.discard(key)
+        if decision.action is decide.Action.RESTORE:
+            if not self._fenced(key, where.dead_holders) and self._may_try(key):
+                self._start(key, lambda: self._take_over(ids, decision.reason))
+        elif decision.action is decide.Action.REMOVE:
+            self._start(key, lambda: hierarchy_down(engine, ids, decision.reason))
+        elif engine.server in where.holders and where.switchback == "automatic":
+            better = [
+                s for s in rejoined
+                if s in where.priorities and s not in where.failed
+                and where.priorities[s] < where.priorities[engine.server]
+            ]  # fmt: skip
+            if better:
+                best = min(better, key=lambda s: where.priorities[s])
+                self._start(key, lambda: switch_back(engine, ids, best))
 
     def _fenced(self, key: frozenset[str], dead: frozenset[str]) -> bool:
         """With QUORUM=majority, True while a dead holder may only be cut off and
@@ -165,15 +175,15 @@ class Failover:
         self._tried[key] = (now, tries + 1)
         return True
 
-    def _start(self, key: frozenset[str], work: object) -> None:
-        """Run `work` for hierarchy `key` on a task, after any still running for it."""
+    def _start(self, key: frozenset[str], work: Callable[[], Awaitable[object]]) -> None:
+        """Run `work()` for hierarchy `key` on a task, after any still running for it."""
         before = self._running.get(key)
 
         async def guarded() -> None:
             try:
                 if before is not None:
                     await asyncio.wait({before})
-                await work  # type: ignore[misc]
+                await work()
             except OpError as exc:
                 log.info("%s", exc)
             except Exception:
@@ -221,13 +231,11 @@ class Failover:
         if now - self.minority_since < wait:
             return
         # On every pass, not once: nothing may stay up in a minority.
+        why = f"no quorum for {wait:g}s: giving it up (R32)"
         for ids in engine.graph().components():
             held = [r for r in ids if (st := engine.state(r)) is not None and st.in_service]
             if held and frozenset(ids) not in self._running:
-                self._start(
-                    frozenset(ids),
-                    hierarchy_down(engine, ids, f"no quorum for {wait:g}s: giving it up (R32)"),
-                )
+                self._start(frozenset(ids), functools.partial(hierarchy_down, engine, ids, why))
 
     async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
         """The monitor's hand-off: recovery failed here; move the hierarchy to the next server.
@@ -253,7 +261,7 @@ class Failover:
         # Others see this in our state reports and take it over even if the
         # hand-over below is lost (our network may be going down with it).
         engine.handed_over.add(ids)
-        self._start(frozenset(ids), self._hand_over(ids, tag, reason, started))
+        self._start(frozenset(ids), lambda: self._hand_over(ids, tag, reason, started))
 
     async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:
         engine = self.engine

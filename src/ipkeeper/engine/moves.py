@@ -130,10 +130,16 @@ async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
     # gave it up after a failure must stop asking the others to take it over,
     # and every one must stop counting a dead server's last report as a
     # reason to take it over (the take-down is a no-op where it is not up).
+    alive = engine.peers.alive()
     here = {engine.server} if engine.repo.local_state(rec.id) else set()
-    everywhere = set(now.priorities) | now.holders | now.abandoned | here
-    for server in sorted(everywhere & engine.peers.alive()):
+    first = (now.holders | now.abandoned | here) & alive
+    for server in sorted(first):
         await down_on(engine, server, ids, "out of service (administrator)")
+    for server in sorted((set(now.priorities) & alive) - first):
+        try:
+            await down_on(engine, server, ids, "out of service (administrator)")
+        except OpError as exc:  # it holds nothing; it only could not be told
+            engine.events.add("admin", f"{server} not told: {exc.reason}", tag=tag)
     return {
         "tag": tag,
         "state": _state_of(engine, rec.id) or "OSU",

@@ -29,12 +29,13 @@ class Peers(Protocol):
         """True once `server` has reported its states since it (last) became alive."""
         ...
 
-    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
-        """Take `server`'s last report as holding none of these any more.
+    def forget_holding(self, server: str, resource_ids: set[str]) -> bool:
+        """Take `server`'s last report as holding, or handing over, none of these any more.
 
         Used for a server that is not alive: once another server has held the
         hierarchy, or an administrator has taken it out of service, what the
-        dead server held when it died must not cause another takeover.
+        dead server held (or gave up) when it died must not cause another
+        takeover. True when anything was forgotten.
         """
         ...
 
@@ -87,8 +88,9 @@ class Standalone:
         """No other server exists to report."""
         return False
 
-    def forget_holding(self, server: str, resource_ids: set[str]) -> None:
+    def forget_holding(self, server: str, resource_ids: set[str]) -> bool:
         """No other server ever held anything."""
+        return False
 
     def servers(self) -> list[dict[str, Any]]:
         """This server alone."""

@@ -52,16 +52,19 @@ def hosts(engine: Engine, ids: set[str]) -> dict[str, int]:
     return {i.server: i.priority for i in key.instances if i.server in servers}
 
 
-def retire_dead_holders(engine: Engine, ids: set[str]) -> None:
-    """Servers not alive no longer count as holding `ids` (see Peers.forget_holding).
+def retire_dead_holders(engine: Engine, ids: set[str]) -> bool:
+    """Servers not alive no longer count as holding or handing over `ids`
+    (see Peers.forget_holding); True when that changed anything.
 
-    Called once a live server holds the hierarchy and when it is taken out of
+    Called while a live server runs the hierarchy and when it is taken out of
     service: from then on, a death long past must not bring it up again.
     """
     alive = engine.peers.alive()
+    changed = False
     for server in hosts(engine, ids):
         if server not in alive:
-            engine.peers.forget_holding(server, ids)
+            changed = engine.peers.forget_holding(server, ids) or changed
+    return changed
 
 
 @dataclass(frozen=True)

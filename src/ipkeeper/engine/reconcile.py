@@ -39,11 +39,14 @@ async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
     decisions: dict[str, decide.Decision] = {}
     for rid, st in engine.repo.local_states().items():
         active = await probe(engine, rid)
-        where = placement(engine, engine.hierarchy_of(rid))
-        # What is up here is given way only to a server really running it: one
-        # still bringing it up would find the address taken and give up, and
-        # then nobody would hold it.
-        holders = (where.running if active else where.holders) - {engine.server}
+        ids = engine.hierarchy_of(rid)
+        where = placement(engine, ids)
+        # What is up here gives way only to a server really running it when the
+        # hierarchy has an address: one still bringing it up would find the
+        # address taken and give up, and then nobody would hold it. Without an
+        # address nothing would stop that server, so any holder counts.
+        guarded = any((r := engine.repo.resource(x)) is not None and r.kind == "ip" for x in ids)
+        holders = (where.running if active and guarded else where.holders) - {engine.server}
         decision = decide.defer_to_holders(
             decide.reconcile(st.state, st.pending, active), set(holders), active
         )

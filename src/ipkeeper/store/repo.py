@@ -7,6 +7,7 @@ them make one change; each method alone is atomic.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from typing import Any
 
 from ipkeeper.model.states import ResourceState
 from ipkeeper.store.db import Database
+
+log = logging.getLogger("ipkeeper.store")
 
 PENDING = ("create", "restore", "remove", "delete")
 
@@ -296,7 +299,7 @@ class StoredSet:
     def __init__(self, repo: Repo, key: str) -> None:
         self.repo = repo
         self.key = key
-        self._ids: set[str] = set(json.loads(repo.setting(key, "[]") or "[]"))
+        self._ids = _id_set(repo.setting(key, "[]"))
 
     def __contains__(self, resource_id: object) -> bool:
         return resource_id in self._ids
@@ -316,6 +319,18 @@ class StoredSet:
         changed, self._ids = self._ids ^ ids, ids
         for rid in sorted(changed):
             self.repo.state_changed(rid)
+
+
+def _id_set(text: str | None) -> set[str]:
+    """A stored JSON list of ids; anything else is reported and read as empty."""
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        log.warning("stored setting is not a list of resource ids, ignored: %.80r", text)
+        return set()
+    return set(value)
 
 
 def _instance(row: Any) -> InstanceRecord:
