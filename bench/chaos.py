@@ -1,14 +1,16 @@
 """Random faults, one after another, and the invariants checked after each.
 
-    .venv/bin/python bench/chaos.py [--steps 40] [--seed N]
+    .venv/bin/python bench/chaos.py [--steps 40] [--seed N] [--servers 3 --quorum majority]
 
-Two servers hold two VIPs (one preferring each server, one with automatic
-switchback). Each step injects a random fault or repair (crash and return,
-a cable pulled and put back, a daemon killed and restarted, a switchover),
+Two VIPs (one at home on s1, one on s2 with automatic switchback), each
+extended to every server. Each step injects a random fault or repair (crash
+and return, a cable pulled and put back, a daemon killed and restarted, a
+switchover, an administrator's out-of-service while a server is down),
 waits for the cluster to settle, and checks: no VIP answered by two
 reachable servers, every VIP held somewhere while a server that can hold it
-is up, and both servers' stores agreeing. Prints each step and a summary;
-exits 1 on the first broken invariant.
+is up (none that was taken out of service), and the servers' stores
+agreeing. Prints each step and a summary; exits 1 on the first broken
+invariant.
 """
 
 from __future__ import annotations
@@ -29,12 +31,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--servers", type=int, default=2, choices=(2, 3, 4))
+    parser.add_argument("--quorum", default="none", choices=("none", "majority"))
     args = parser.parse_args()
-    print(f"seed {args.seed}", flush=True)
+    print(f"seed {args.seed}; {args.servers} servers; QUORUM={args.quorum}", flush=True)
     control.down()
-    lab = control.up(2)
+    lab = control.up(args.servers)
     try:
-        setup({n.name: LabServer(n) for n in lab.servers})
+        servers = {n.name: LabServer(n) for n in lab.servers}
+        for server in servers.values():
+            server.tune(QUORUM=args.quorum)
+        setup(servers)
         failures = run(lab, random.Random(args.seed), args.steps)
         repair_all(lab)
         wait_until(lambda: check(lab, set(), set()) is None, 10, message="settled at the end")

@@ -14,13 +14,16 @@ VIPS = {"198.18.0.50": ("s1", "intelligent"), "198.18.0.51": ("s2", "automatic")
 
 
 def setup(servers: dict[str, LabServer]) -> None:
-    """Each VIP created on its home server and extended to the other."""
+    """Each VIP created on its home server and extended to every other one."""
     for vip, (home, switchback) in VIPS.items():
-        other = "s2" if home == "s1" else "s1"
         servers[home].json(
             "create", "ip", "--address", vip, "--netmask", "24", "--switchback", switchback
         )
-        servers[home].json("extend", f"ip-{vip}", "--target", other)
+        others = sorted(name for name in servers if name != home)
+        for priority, other in enumerate(others, start=1):
+            servers[home].json(
+                "extend", f"ip-{vip}", "--target", other, "--target-priority", str(10 * priority)
+            )
 
 
 def reachable(lab: Topology, cut: set[str]) -> list[LabServer]:
@@ -53,8 +56,8 @@ def check(
         if can_hold and not holding:
             return f"{vip} held by nobody while {[s.name for s in can_hold]} are up"
     live = [s for s in up if s.name not in dead]
-    if len(live) == 2 and catalog(live[0]) != catalog(live[1]):
-        return "the two stores disagree"
+    if len(live) == len(lab.servers) and any(catalog(s) != catalog(live[0]) for s in live[1:]):
+        return "the stores disagree"
     return None
 
 
@@ -136,6 +139,7 @@ def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> i
     cut: set[str] = set()
     dead: set[str] = set()
     stopped: set[str] = set()
+    names = [node.name for node in lab.servers]
     for step in range(steps):
         down = cut | dead
         # While a server is cut off or crashed (not a daemon killed alone, which
@@ -144,11 +148,11 @@ def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> i
         # (Never as the last step: the repair after it brings the VIP back.)
         last = step == steps - 1
         if down and not stopped and not dead - cut and not last and rng.random() < 0.4:
-            action, name = OUT_OF_SERVICE, next(s for s in ("s1", "s2") if s not in down)
+            action, name = OUT_OF_SERVICE, next(s for s in names if s not in down)
         elif down:
             action, name = "repair", sorted(down)[0]
         else:
-            action, name = rng.choice(FAULTS), rng.choice(["s1", "s2"])
+            action, name = rng.choice(FAULTS), rng.choice(names)
         inject(lab, action, name, cut, dead, rng.choice(list(VIPS)), stopped)
         broken = settled(lab, cut, dead, settle, stopped=frozenset(stopped))
         print(
