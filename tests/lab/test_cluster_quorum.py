@@ -1,10 +1,14 @@
-"""Quorum (R32) with three voters: the isolated server takes nothing over and gives
-its VIP up; the others carry on. Also with two servers and a witness."""
+"""Three servers. Quorum (R32) with three voters: the isolated server takes nothing
+over and gives its VIP up; the others carry on. Also with two servers and a
+witness. And a move (R24) that outlives the server that asked for it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,7 @@ from ipkeeper.lab import control, daemons, faults, probe
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer, holders
+from tests.conftest import App
 
 pytestmark = pytest.mark.lab
 
@@ -126,3 +131,35 @@ def test_two_servers_and_a_witness(with_witness: tuple[Topology, dict[str, LabSe
         for e in s[n].events()[-25:]
     ]
     assert holders([s["s1"], s["s2"]], "198.18.0.62") == ["s2"], story
+
+
+def test_a_move_finishes_when_the_server_that_asked_for_it_dies(
+    trio: tuple[Topology, dict[str, LabServer]], tmp_path: Path
+) -> None:
+    lab, s = trio
+    vip = "198.18.0.63"
+    app = App(tmp_path / "app", vip=vip)
+    s["s1"].json("create", "ip", "--address", vip, "--netmask", "24")
+    s["s1"].json(*app.create_args())
+    s["s1"].json("depend", "app", f"ip-{vip}")
+    s["s1"].json("extend", "app", "--target", "s2", "--target-priority", "10")
+    s["s1"].json("extend", "app", "--target", "s3", "--target-priority", "20")
+    app.mark("delay", "2")  # every app action takes 2 s: the take-down on s1 too
+    command = ["in-service", "app", "--server", "s2", "--socket", str(s["s3"].socket)]
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "ipkeeper", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(
+            0.5
+        )  # the point at which s3 dies: s1 is stopping the app (not a synchronisation)
+        daemons.kill(lab.node("s3"))
+    finally:
+        cli.communicate(timeout=30)
+    app.unmark("delay")
+    wait_until(lambda: s["s2"].state("app") == "ISP", 15, message="the move finished on s2")
+    assert holders([s["s1"], s["s2"]], vip) == ["s2"]
+    assert s["s1"].state("app") == "OSU"
+    assert probe.ping(lab.node("client"), vip) is not None

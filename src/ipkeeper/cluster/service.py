@@ -5,7 +5,7 @@
   kept, and marked stale while it is not alive.
 - Catalog: on (re)joining, peers exchange digests and send each other what
   the other lacks (cluster/catalog.py); conflicts are reported, not merged.
-- Requests served here: hierarchy.up/down, extend.check, catalog.apply,
+- Requests served here: hierarchy.up/down/move, extend.check, catalog.apply,
   pinglist.seed, show, interfaces, used.
 """
 
@@ -25,7 +25,7 @@ from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.extend import check_extension, extend
-from ipkeeper.engine.moves import hierarchy_down, hierarchy_up
+from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 
 log = logging.getLogger("ipkeeper.cluster")
 
@@ -56,6 +56,7 @@ class ClusterService:
             {
                 "hierarchy.up": self._up,
                 "hierarchy.down": self._down,
+                "hierarchy.move": self._move,
                 "extend.check": self._extend_check,
                 "catalog.apply": self._catalog_apply,
                 "pinglist.seed": self._pinglist_seed,
@@ -318,6 +319,12 @@ class ClusterService:
             # Now, not on the next loop turn: the asker must know our new states
             # (a hand-over withdrawn) before it reads our reply and acts on it.
             self._publish_states()
+
+    async def _move(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready()
+        rid = str(params["id"])
+        self._known([rid])
+        return await move_here(self.engine, rid)
 
     def _known(self, ids: list[str]) -> set[str]:
         missing = [rid for rid in ids if self.engine.repo.resource(rid) is None]

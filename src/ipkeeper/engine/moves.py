@@ -93,12 +93,27 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
         )
     if target not in engine.peers.alive():
         raise OpError("server", f"{target} is not reachable (every comm path is down)", status=503)
+    if target == engine.server:
+        moved = await move_here(engine, rec.id)
+    else:
+        # The target runs the move itself: should this server die half-way,
+        # the move still finishes (or is undone) where it matters.
+        engine.events.add("admin", f"in service requested on {target}", tag=tag)
+        moved = await engine.peers.request(target, "hierarchy.move", {"id": rec.id}, timeout=600)
+    return {"tag": tag, "server": target, "state": "ISP", "moved_from": moved["moved_from"]}
+
+
+async def move_here(engine: Engine, resource_id: str) -> dict[str, Any]:
+    """Bring the hierarchy of `resource_id` in service on this server, taking it down
+    wherever else it is first; when that fails, put it back (R24)."""
+    target, tag = engine.server, engine.tag(resource_id)
+    ids = engine.hierarchy_of(resource_id)
     now = placement(engine, ids)
     engine.events.add("admin", f"in service requested on {target}", tag=tag)
     for holder in sorted(now.holders - {target}):
         await down_on(engine, holder, ids, f"moving to {target} (administrator)")
     try:
-        await up_on(engine, target, ids, f"in service on {target} (administrator)")
+        await hierarchy_up(engine, ids, f"in service on {target} (administrator)")
     except OpError as exc:
         back_on = None
         for holder in sorted(now.holders - {target}):
@@ -112,12 +127,7 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
         if now.holders - {target} and back_on is None:
             await place_elsewhere(engine, ids, now.holders | {target}, tag)
         raise exc
-    return {
-        "tag": tag,
-        "server": target,
-        "state": "ISP",
-        "moved_from": sorted(now.holders - {target}),
-    }
+    return {"server": target, "moved_from": sorted(now.holders - {target})}
 
 
 async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
