@@ -1,6 +1,7 @@
 """What a client of the VIP sees when its server fails, for ipkeeper (and keepalived).
 
     .venv/bin/python bench/failover.py [--runs 5] [--compare keepalived] [--faults crash,link,kill,switchover]
+    .venv/bin/python bench/failover.py --witness   # QUORUM=majority, s3 a witness
 
 A client in the lab sends a UDP echo to the VIP every 10 ms; each server
 answers with its own name, from the VIP. For each fault injected on s1 (at a
@@ -14,6 +15,9 @@ random phase of the heartbeat cycle) it reports:
 Faults: crash (both cables pulled and the daemon killed), link (s1's LAN cable
 pulled, daemon alive), kill (the daemon alone killed with SIGKILL), switchover
 (an administrator moves the VIP to s2). Medians and min-max over the runs.
+
+With --witness the lab has a third server, a witness, and every server runs
+with QUORUM=majority: the price of the quorum rule in failover time.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ipkeeper.lab import control
+from ipkeeper.lab import control, daemons
 from ipkeeper.lab.echo import ECHO_PORT
 from ipkeeper.lab.prober import Prober
 from ipkeeper.lab.topology import Topology
@@ -128,17 +132,28 @@ def bench(
     return rows
 
 
+def with_witness() -> Topology:
+    """A lab of s1, s2 and the witness s3, every daemon with QUORUM=majority."""
+    lab = control.up(3, daemons=False)
+    daemons.write_configs(lab, frozenset({"s3"}))
+    for node in lab.servers:
+        LabServer(node).tune(QUORUM="majority")
+    daemons.start_all(lab)
+    return lab
+
+
 def main() -> None:
     """Build a lab, measure, print the table, remove the lab."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--faults", default=",".join(FAULTS))
     parser.add_argument("--compare", choices=["keepalived"])
+    parser.add_argument("--witness", action="store_true", help="QUORUM=majority with s3 a witness")
     args = parser.parse_args()
     fault_names = [f for f in args.faults.split(",") if f]
     print(f"{os.cpu_count()} cores; {platform.platform()}", flush=True)
     control.down()
-    lab = control.up(2)
+    lab = with_witness() if args.witness else control.up(2)
     try:
         for node in lab.servers:
             control.spawn(
@@ -164,7 +179,13 @@ def main() -> None:
             "after return",
         ]
         print("  ".join(header), flush=True)
-        rows = bench(lab, Ipkeeper(lab), fault_names, args.runs, tunables["HBEAT_INTERVAL"])
+        ipkeeper = Ipkeeper(lab)
+        if args.witness:
+            ipkeeper.name = "ipkeeper, QUORUM=majority + witness"
+            print(
+                f"QUORUM_RELEASE={tunables['QUORUM_RELEASE']} QUORUM_GRACE={tunables['QUORUM_GRACE']}"
+            )
+        rows = bench(lab, ipkeeper, fault_names, args.runs, tunables["HBEAT_INTERVAL"])
         if args.compare == "keepalived":
             for advert, version in ((1.0, 2), (0.1, 3)):
                 system = Keepalived(lab, advert, version)
