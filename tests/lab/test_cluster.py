@@ -7,7 +7,7 @@ import pytest
 from ipkeeper.lab import faults, probe
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
-from ipkeeper.testing.labtools import LabServer, addr_change, holders, on
+from ipkeeper.testing.labtools import LabServer, addr_change, holders, on, story
 from tests.conftest import App
 
 pytestmark = pytest.mark.lab
@@ -127,12 +127,8 @@ def test_crash_of_s1_and_its_return(
     assert any(m == "s1 died holding it; taking it over (priority 10)" for m in events), events
 
     faults.recover(lab.node("s1"))  # cables back, daemon restarted
-    story = [
-        f"{e['server']} {e['kind']}: {e['message']}"
-        for e in s1.events(after=s1.since) + s2.events(after=s2.since)
-    ]
     if switchback == "intelligent":
-        assert holders([s1, s2], VIP) == ["s2"], story  # s1 came back without the VIP
+        assert holders([s1, s2], VIP) == ["s2"], story(s1, s2)  # s1 came back without the VIP
         assert any("s2 holds it now" in e["message"] for e in s1.events(TAG, s1.since))
     else:
         wait_until(
@@ -174,13 +170,7 @@ def test_every_path_cut_with_the_lan_up_the_unique_check_prevents_a_takeover(
 ) -> None:
     s1, s2 = pair
     vip_with_backup(s1)
-    node = lab.node("s1")
-    faults.unplug(node, "eth1")
-    from pyroute2 import IPRoute
-
-    with IPRoute(netns=node.namespace) as ipr:
-        ipr.route("add", dst="198.18.0.12/32", type="blackhole")  # TCP to s2 dies; ARP still flows
-    try:
+    with faults.comm_paths_cut(lab.node("s1"), "198.18.0.12"):
         wait_until(
             lambda: not any(x["alive"] for x in s2.status()["servers"] if not x["local"]),
             5,
@@ -202,9 +192,5 @@ def test_every_path_cut_with_the_lan_up_the_unique_check_prevents_a_takeover(
         assert any(
             "s1 is dead: every comm path is down" in e["message"] for e in s2.events(after=s2.since)
         )
-    finally:
-        with IPRoute(netns=node.namespace) as ipr:
-            ipr.route("del", dst="198.18.0.12/32", type="blackhole")
-        faults.plug(node, "eth1")
     wait_until(lambda: all(x["alive"] for x in s2.status()["servers"]), 5, message="paths back")
     assert holders([s1, s2], VIP) == ["s1"]

@@ -12,17 +12,9 @@ import pytest
 from ipkeeper.lab import daemons, faults
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
-from ipkeeper.testing.labtools import LabServer, holders
+from ipkeeper.testing.labtools import LabServer, catalog, holders
 
 pytestmark = pytest.mark.lab
-
-
-def catalog(server: LabServer) -> list[tuple[str, list[tuple[str, int]]]]:
-    """The definitions a server holds: each tag with its servers and priorities."""
-    return sorted(
-        (r["tag"], sorted((name, inst["priority"]) for name, inst in r["servers"].items()))
-        for r in server.status()["resources"]
-    )
 
 
 def views(server: LabServer) -> dict[str, dict[str, str | None]]:

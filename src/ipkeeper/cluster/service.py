@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ipkeeper.cluster import catalog
@@ -103,17 +103,13 @@ class ClusterService:
         for rid in resource_ids & set(self.remote.get(server, {})):
             entry = self.remote[server][rid]
             holding = entry.get("state") not in (None, "OSU", "OSF") or entry.get("pending")
-            if holding or entry.get("handover"):
-                self.remote[server][rid] = {
-                    **entry,
-                    "state": "OSU" if holding else entry.get("state"),
-                    "pending": None,
-                    "handover": False,
-                    "reason": "held by another server since it died"
-                    if holding
-                    else entry.get("reason"),
-                }
-                changed = True
+            if not holding and not entry.get("handover"):
+                continue
+            retired = {**entry, "pending": None, "handover": False}
+            if holding:
+                retired.update(state="OSU", reason="held by another server since it died")
+            self.remote[server][rid] = retired
+            changed = True
         return changed
 
     def mark_ready(self) -> None:
@@ -301,20 +297,21 @@ class ClusterService:
             raise OpError("server", f"{self.engine.server} is still starting up", status=503)
 
     async def _up(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
-        self._ready()
-        try:
-            return await hierarchy_up(
-                self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
-            )
-        finally:
-            self._publish_states()
+        return await self._move_and_report(hierarchy_up, peer, params)
 
     async def _down(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await self._move_and_report(hierarchy_down, peer, params)
+
+    async def _move_and_report(
+        self,
+        action: Callable[[Engine, set[str], str], Awaitable[dict[str, Any]]],
+        peer: str,
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
         self._ready()
         try:
-            return await hierarchy_down(
-                self.engine, self._known(params["ids"]), str(params.get("why", f"asked by {peer}"))
-            )
+            why = str(params.get("why", f"asked by {peer}"))
+            return await action(self.engine, self._known(params["ids"]), why)
         finally:
             # Now, not on the next loop turn: the asker must know our new states
             # (a hand-over withdrawn) before it reads our reply and acts on it.

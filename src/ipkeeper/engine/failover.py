@@ -9,8 +9,9 @@ also holds (split brain healed), move a hierarchy back to a better server
 that rejoined (automatic switchback), and, in a minority with
 QUORUM=majority, take nothing over and give everything up after
 QUORUM_RELEASE (the majority, for its part, waits that long and
-QUORUM_GRACE more before taking over from a dead holder). A failed local recovery (from the monitor) moves the
-hierarchy to the next server by priority, one after the other.
+QUORUM_GRACE more before taking over from a dead holder). A failed local
+recovery (from the monitor) moves the hierarchy to the next server by
+priority, one after the other.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ class Failover:
             where = placement(engine, ids)
             if where.holders:
                 engine.handed_over.discard(ids)  # somebody has it now
-            if where.running and retire_dead_holders(engine, ids):
+            stale = where.dead_holders | (where.abandoned - alive)
+            if where.running and stale and retire_dead_holders(engine, ids):
                 where = placement(engine, ids)
             decision = decide.plan(
                 where.priorities,
@@ -124,10 +126,12 @@ class Failover:
     ) -> None:
         """Start what `decision` asks for one hierarchy (or an automatic switchback)."""
         engine, key = self.engine, frozenset(ids)
-        if decision.action is not decide.Action.RESTORE:
+        restore = decision.action is decide.Action.RESTORE
+        fenced = restore and self._fenced(key, where.dead_holders)
+        if not fenced:
             self._fencing.discard(key)
-        if decision.action is decide.Action.RESTORE:
-            if not self._fenced(key, where.dead_holders) and self._may_try(key):
+        if restore:
+            if not fenced and self._may_try(key):
                 self._start(key, lambda: self._take_over(ids, decision.reason))
         elif decision.action is decide.Action.REMOVE:
             self._start(key, lambda: hierarchy_down(engine, ids, decision.reason))
@@ -147,13 +151,11 @@ class Failover:
         the takeover waits that long and QUORUM_GRACE more (R32)."""
         tunables = self.engine.tunables
         if not dead or tunables.get("QUORUM") != "majority":
-            self._fencing.discard(key)
             return False
         wait = tunables.get("QUORUM_RELEASE") + tunables.get("QUORUM_GRACE")
         since = max(self._died_at.get(s, self.started) for s in dead)
         left = since + wait - time.monotonic()
         if left <= 0:
-            self._fencing.discard(key)
             return False
         if key not in self._fencing:
             self._fencing.add(key)

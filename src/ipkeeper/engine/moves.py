@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ipkeeper.engine.admin import finish_delete, resolve
-from ipkeeper.engine.core import Engine
+from ipkeeper.engine.core import Engine, StepResult
 from ipkeeper.engine.errors import OpError, conflict
 from ipkeeper.engine.placement import hosts, placement, retire_dead_holders
 
@@ -28,12 +28,7 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
     async with engine.locks.hold(lambda: engine.hierarchy_of(first) | ids):
         engine.handed_over.discard(ids)
         result = await engine.bring_up(ids, why)
-    if not result.ok:
-        raise OpError(
-            "restore",
-            f"{engine.tag(result.failed or next(iter(ids)))} on {engine.server}: {result.reason}",
-        )
-    return {"server": engine.server, "ok": True}
+    return _outcome(engine, ids, result, "restore")
 
 
 async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
@@ -42,9 +37,14 @@ async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, A
         engine.handed_over.discard(ids)  # an administrator decided: nobody is to take it over now
         retire_dead_holders(engine, ids)
         result = await engine.take_down(ids, why)
+    return _outcome(engine, ids, result, "remove")
+
+
+def _outcome(engine: Engine, ids: set[str], result: StepResult, action: str) -> dict[str, Any]:
+    """The reply for a bring-up or take-down here; OpError naming what failed."""
     if not result.ok:
         raise OpError(
-            "remove",
+            action,
             f"{engine.tag(result.failed or next(iter(ids)))} on {engine.server}: {result.reason}",
         )
     return {"server": engine.server, "ok": True}

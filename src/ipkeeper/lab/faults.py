@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from pyroute2 import IPRoute
 
 from ipkeeper.lab import daemons
@@ -32,6 +35,24 @@ def plug(node: Node, *ifnames: str) -> None:
     """Put the cables back."""
     for ifname in ifnames or tuple(p.ifname for p in node.ports):
         set_switch_port(node, ifname, True)
+
+
+@contextlib.contextmanager
+def comm_paths_cut(node: Node, peer_lan_address: str) -> Iterator[None]:
+    """Every comm path between `node` and one peer cut while the LAN stays up: eth1
+    unplugged, and TCP to the peer's LAN address blackholed (ARP still flows)."""
+
+    def route(op: str) -> None:
+        with IPRoute() as ipr:
+            ipr.route(op, dst=f"{peer_lan_address}/32", type="blackhole")
+
+    unplug(node, "eth1")
+    ns.call_in(node.namespace, lambda: route("add"))
+    try:
+        yield
+    finally:
+        ns.call_in(node.namespace, lambda: route("del"))
+        plug(node, "eth1")
 
 
 def crash(node: Node) -> None:

@@ -8,7 +8,7 @@ import time
 
 from ipkeeper.lab import daemons, faults
 from ipkeeper.lab.topology import Topology
-from ipkeeper.testing.labtools import LabServer
+from ipkeeper.testing.labtools import LabServer, catalog
 
 VIPS = {"198.18.0.50": ("s1", "intelligent"), "198.18.0.51": ("s2", "automatic")}
 
@@ -29,14 +29,6 @@ def setup(servers: dict[str, LabServer]) -> None:
 def reachable(lab: Topology, cut: set[str]) -> list[LabServer]:
     """The servers whose cables are in."""
     return [LabServer(n) for n in lab.servers if n.name not in cut]
-
-
-def catalog(server: LabServer) -> list[tuple[str, list[tuple[str, int]]]]:
-    """The definitions a server holds."""
-    return sorted(
-        (r["tag"], sorted((n, i["priority"]) for n, i in r["servers"].items()))
-        for r in server.status()["resources"]
-    )
 
 
 def check(
@@ -72,11 +64,10 @@ def inject(
     cut: set[str],
     dead: set[str],
     vip: str,
-    stopped: set[str] | None = None,
+    stopped: set[str],
 ) -> None:
     """Do `action` to server `name`, and note what it leaves cut off, dead or stopped."""
     node = lab.node(name)
-    stopped = set() if stopped is None else stopped
     if action == "crash":
         faults.crash(node)
         cut.add(name)

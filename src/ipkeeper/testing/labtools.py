@@ -127,3 +127,20 @@ class LabServer:
 def holders(servers: list[LabServer], address: str) -> list[str]:
     """Names of the servers that have `address` configured, in order."""
     return [s.name for s in servers if s.has_address(address)]
+
+
+def catalog(server: LabServer) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The definitions a server holds: each tag with its servers and priorities."""
+    return sorted(
+        (r["tag"], sorted((name, inst["priority"]) for name, inst in r["servers"].items()))
+        for r in server.status()["resources"]
+    )
+
+
+def story(*servers: LabServer) -> list[str]:
+    """What happened on these servers since each one's `since` mark, for assertion messages."""
+    return [
+        f"{e['server']} {e['kind']}: {e['message']}"
+        for s in servers
+        for e in s.events(after=s.since)
+    ]
