@@ -54,12 +54,15 @@ def test_a_failed_transaction_changes_nothing(tmp_path: Path) -> None:
 def test_states_pending_and_since(tmp_path: Path) -> None:
     repo = Repo(open_db(tmp_path / "db"))
     make(repo)
-    first = repo.set_state("r1", ResourceState.OSU, "created", pending="create")
-    assert first.pending == "create"
-    same = repo.set_state("r1", ResourceState.OSU, "still")
-    assert same.since == first.since and same.pending is None
-    moved = repo.set_state("r1", ResourceState.ISP, "up")
-    assert moved.since >= first.since and moved.state is ResourceState.ISP
+    repo.set_state("r1", ResourceState.OSU, "created", pending="create")
+    first = repo.local_state("r1")
+    assert first is not None and first.pending == "create"
+    repo.set_state("r1", ResourceState.OSU, "still")
+    same = repo.local_state("r1")
+    assert same is not None and same.since == first.since and same.pending is None
+    repo.set_state("r1", ResourceState.ISP, "up")
+    moved = repo.local_state("r1")
+    assert moved is not None and moved.since >= first.since and moved.state is ResourceState.ISP
     with pytest.raises(ValueError, match="pending"):
         repo.set_state("r1", ResourceState.ISP, "x", pending="bogus")
 
@@ -105,3 +108,29 @@ def test_a_stored_set_survives_reopening(tmp_path: Path) -> None:
     for damaged in ("not json", '"r1"', "[1, 2]"):
         repo.set_setting("damaged", damaged)
         assert "r1" not in StoredSet(repo, "damaged")
+
+
+def test_the_mirror_matches_the_database_after_commits_and_rollbacks(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    repo = Repo(db)
+    make(repo, "r1", "ip-a")
+    make(repo, "r2", "app")
+    repo.set_state("r1", ResourceState.ISP, "up")
+    with pytest.raises(RuntimeError), repo.db.transaction():
+        repo.set_state("r1", ResourceState.OSF, "never committed")
+        repo.add_dependency("r2", "r1")
+        repo.set_ping_list("198.18.0.0/24", ["198.18.0.1"])
+        raise RuntimeError("abort")
+    state = repo.local_state("r1")
+    assert state is not None and state.state is ResourceState.ISP
+    assert repo.dependencies() == [] and repo.ping_list("198.18.0.0/24") == []
+    with repo.db.transaction():
+        repo.add_dependency("r2", "r1")
+        repo.set_setting("k", "v")
+    fresh = Repo(db)
+    assert fresh.resources() == repo.resources()
+    assert fresh.local_states() == repo.local_states()
+    assert fresh.dependencies() == repo.dependencies() == [("r2", "r1")]
+    assert fresh.setting("k") == repo.setting("k") == "v"
+    assert repo.graph().component("r1") == {"r1", "r2"}
+    assert repo.resource_by_tag("app") == repo.resource("r2")

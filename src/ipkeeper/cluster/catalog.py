@@ -68,10 +68,7 @@ def digest(repo: Repo) -> dict[str, Any]:
     resources = {
         rec.id: [rec.version, content_hash(export(repo, rec, edges))] for rec in repo.resources()
     }
-    tombstones = {
-        row["resource_id"]: row["version"]
-        for row in repo.db.query("SELECT resource_id, version FROM tombstones")
-    }
+    tombstones = {rid: version for rid, (_tag, version) in repo.tombstones().items()}
     return {"resources": resources, "tombstones": tombstones}
 
 
@@ -142,25 +139,19 @@ def apply(repo: Repo, doc: dict[str, Any], me: str) -> Applied:
     local = repo.resource(rid)
     here = next((i for i in doc["instances"] if i["server"] == me), None)
     state = repo.local_state(rid)
-    with repo.db.transaction() as conn:
+    with repo.db.transaction():
         if local is None:
             repo.insert_resource(
                 ResourceRecord(rid, doc["kind"], doc["switchback"], doc["version"])
             )
         else:
-            conn.execute(
-                "UPDATE resources SET switchback = ?, version = ? WHERE id = ?",
-                (doc["switchback"], doc["version"], rid),
-            )
-        conn.execute("DELETE FROM instances WHERE resource_id = ?", (rid,))
+            repo.update_resource(rid, doc["switchback"], doc["version"])
+        repo.clear_instances(rid)
         for inst in doc["instances"]:
             repo.put_instance(
                 InstanceRecord(rid, inst["server"], inst["tag"], inst["priority"], inst["props"])
             )
-        conn.execute("DELETE FROM dependencies WHERE parent_id = ?", (rid,))
-        for child in doc["children"]:
-            if repo.resource(child) is not None:
-                repo.add_dependency(rid, child)
+        repo.set_children(rid, list(doc["children"]))
         if here is not None and state is None:
             repo.set_state(rid, ResourceState.OSU, "extended here")
         elif here is None and state is not None:

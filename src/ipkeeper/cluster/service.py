@@ -234,9 +234,9 @@ class ClusterService:
                 tag=self.engine.tag(rid),
             )
         tombs = [
-            {"id": r["resource_id"], "version": r["version"], "tag": r["tag"]}
-            for r in repo.db.query("SELECT * FROM tombstones")
-            if r["resource_id"] in plan.tombstones
+            {"id": rid, "version": version, "tag": tag}
+            for rid, (tag, version) in repo.tombstones().items()
+            if rid in plan.tombstones
         ]
         if plan.docs or tombs:
             docs = {"docs": self._docs_for(plan.docs), "tombstones": tombs}

@@ -101,7 +101,7 @@ async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
     """Remove the dependency of `parent` on `child`."""
     prec, crec = resolve(engine, parent), resolve(engine, child)
     async with engine.catalog, engine.locks.hold(lambda: _both(engine, prec.id, crec.id)):
-        if (prec.id, crec.id) not in engine.repo.dependencies():
+        if not engine.repo.has_dependency(prec.id, crec.id):
             raise OpError("dependency", f"{parent} does not depend on {child}", status=404)
         with engine.repo.db.transaction():
             engine.repo.remove_dependency(prec.id, crec.id)

@@ -78,7 +78,7 @@ class Engine:
 
     def graph(self) -> Hierarchy:
         """The dependency graph over every resource known here."""
-        return Hierarchy(self.repo.dependencies(), (r.id for r in self.repo.resources()))
+        return self.repo.graph()
 
     def hierarchy_of(self, resource_id: str) -> set[str]:
         """The ids of the hierarchy `resource_id` belongs to."""

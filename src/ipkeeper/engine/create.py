@@ -46,10 +46,8 @@ def check_priority(field: str, value: int) -> int:
 
 def used_by(engine: Engine, address: str) -> str | None:
     """The tag of the IP resource that already uses `address` (R5), if any."""
-    for rec in engine.repo.resources():
-        if rec.kind == "ip" and any(i.props.get("address") == address for i in rec.instances):
-            return rec.tag_on(engine.server)
-    return None
+    rec = engine.repo.ip_resource_with(address)
+    return rec.tag_on(engine.server) if rec is not None else None
 
 
 def check_new_tag(engine: Engine, tag: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -91,6 +91,9 @@ class Database:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.RLock()
         self._depth = 0
+        # Told when the outermost transaction has ended (committed or rolled back),
+        # so that an in-memory mirror can re-read exactly what was written.
+        self.after_transaction: list[Callable[[bool], None]] = []
         for pragma in (
             "journal_mode=WAL",
             "synchronous=FULL",
@@ -115,12 +118,29 @@ class Database:
                 yield self._conn
             except BaseException:
                 self._depth -= 1
-                self._conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
-                if self._depth:
-                    self._conn.execute(f"RELEASE {name}")
+                try:
+                    self._conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
+                    if self._depth:
+                        self._conn.execute(f"RELEASE {name}")
+                finally:
+                    if self._depth == 0:
+                        self._ended(committed=False)
                 raise
             self._depth -= 1
-            self._conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+            try:
+                self._conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
+            except BaseException:
+                if self._depth == 0:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
+                    self._ended(committed=False)
+                raise
+            if self._depth == 0:
+                self._ended(committed=True)
+
+    def _ended(self, committed: bool) -> None:
+        for listener in self.after_transaction:
+            listener(committed)
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         """Rows of a read-only query."""
