@@ -158,28 +158,33 @@ def join_cluster(
 async def wait_for_peers(service: ClusterService, config: daemon_config.DaemonConfig) -> None:
     """Before deciding anything at start-up, hear from the peers.
 
-    Peers that cannot be reached within a few heartbeat timeouts are given up
-    on (they may be down); a peer that is connected is always waited for, up
-    to a few seconds, because deciding without its states could mean adopting
-    what it holds now.
+    A peer counts as heard once its heartbeats prove it alive and its states
+    have arrived (in either order: they travel separately). Peers that cannot
+    be reached within a few dead times are given up on (they may be down); a
+    peer that has shown any sign of life is waited for, up to a few seconds
+    more, because deciding without its states could mean adopting what it
+    holds now.
     """
     loop = asyncio.get_running_loop()
-    interval, misses = service.node.timing()
     start = loop.time()
-    reach = max(1.0, 2 * interval * misses + 0.5)
+    reach = max(1.0, 2 * service.node.dead_time() + 0.5)
     expected = {p.name for p in config.peer}
 
+    def heard() -> set[str]:
+        return service.reported & service.node.alive()
+
     def waiting() -> set[str]:
-        connected = service.node.alive() if loop.time() - start >= reach else expected
-        return (expected & connected) - service.reported
+        if loop.time() - start < reach:
+            return expected - heard()
+        signs_of_life = service.node.alive() | service.reported
+        return (expected & signs_of_life) - heard()
 
     while waiting() and loop.time() - start < reach + 5.0:
         await asyncio.sleep(0.02)
-    missing = sorted(expected - service.reported)
+    missing = sorted(expected - heard())
     note = f"; not heard from {', '.join(missing)}" if missing else ""
-    heard = len(expected & service.reported)
     service.engine.events.add(
-        "daemon", f"joined the cluster: heard from {heard} of {len(expected)} peers{note}"
+        "daemon", f"joined the cluster: heard from {len(heard())} of {len(expected)} peers{note}"
     )
 
 

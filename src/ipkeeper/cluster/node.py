@@ -1,12 +1,19 @@
-"""This server's place in the cluster: its comm paths, who is alive, and messages.
+"""This server's place in the cluster: comm paths, who is alive, and messages.
 
-- A peer is alive while at least one of its paths is up; membership changes
-  are announced to listeners (the engine's failover logic).
-- Messages are one-way frames (`send`, `broadcast`) or requests that await a
-  response (`request`); a handler runs in its own task, so a slow one never
-  holds up the connection that carried it (heartbeats included).
-- Frames that fail authentication are dropped and logged as `security`
-  events (at most once per path and reason every 10 s).
+- Liveness comes from the heartbeat thread (cluster/heartbeat.py): a peer is
+  alive while any path to it carries heartbeats and they do not say its main
+  loop is stuck. Its changes reach this loop as `Change`s and become events
+  and membership notifications.
+- Messages travel on each path's TCP channel (cluster/commpath.py): one-way
+  frames (`send`, `broadcast`) or requests that await a response
+  (`request`). A request carries an id and is answered once, whichever path
+  (or paths) it arrives on; when its channel breaks it is sent again on
+  another, and while the peer is alive but no channel is connected it
+  waits for one. When the peer dies after a request was sent, its outcome
+  is unknown, and the error says so and where to look.
+- A handler runs in its own task, so a slow one never holds up a channel.
+- Frames and heartbeats that fail authentication are dropped and logged as
+  `security` events (at most once per path and reason every 10 s).
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipkeeper.cluster import wire
-from ipkeeper.cluster.commpath import CommPath, PathState, accept_handshake, tune_socket
+from ipkeeper.cluster.commpath import CommPath, accept_handshake, tune_socket
+from ipkeeper.cluster.heartbeat import Change, Heartbeat, PathReport, PathSpec, Timing
 from ipkeeper.config.daemon import DaemonConfig
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.errors import OpError
@@ -46,9 +54,11 @@ class Pending:
     """A request waiting for its response, and where it went."""
 
     peer: str
+    method: str
     future: asyncio.Future[dict[str, Any]]
     message: dict[str, Any]
     path: CommPath | None = None
+    sent: bool = False  # went out at least once: the peer may have acted on it
 
 
 @dataclass
@@ -58,17 +68,6 @@ class PeerLink:
     name: str
     witness: bool
     paths: list[CommPath] = field(default_factory=list)
-
-    @property
-    def alive(self) -> bool:
-        """True while any path is up."""
-        return any(p.state is PathState.UP for p in self.paths)
-
-    def up_paths(self) -> list[CommPath]:
-        """Paths that carry frames now, the one heard from most recently first (a path
-        whose cable was just pulled is still up, but has gone quiet)."""
-        up = [p for p in self.paths if p.state is PathState.UP]
-        return sorted(up, key=lambda p: -p.last_rx)
 
 
 class ClusterNode:
@@ -84,43 +83,68 @@ class ClusterNode:
         self.tunables = tunables
         self.events = events
         self.peers: dict[str, PeerLink] = {}
+        specs: list[PathSpec] = []
         for peer in config.peer:
             link = PeerLink(peer.name, peer.witness)
             for path in peer.paths:
+                local, remote = str(path.local), str(path.remote)
+                specs.append(PathSpec(peer.name, local, remote))
                 link.paths.append(
                     CommPath(
-                        self.me, peer.name, str(path.local), str(path.remote), self.port, key,
-                        self.timing, self._on_frame, self._on_path_change, self._on_drop,
-                        self._on_reconnect,
+                        self.me, peer.name, local, remote, self.port, key, self._connect_timeout,
+                        self._on_frame, self._on_connection, self._on_drop,
                     )
                 )  # fmt: skip
             self.peers[peer.name] = link
+        self.heartbeat = Heartbeat(self.me, specs, self.port, key, self.timing, self._from_thread)
+        self.heartbeat.on_drop = self._drop_from_thread
         self.handlers: dict[str, MessageHandler] = {}
         self.methods: dict[str, Method] = {}
-        self.listeners: list[PeerListener] = []  # a peer became alive or dead
-        self.reconnect_listeners: list[Callable[[str], None]] = []  # a path was re-established
+        self.listeners: list[PeerListener] = []  # a peer became alive or dead (or restarted)
+        self.reconnect_listeners: list[Callable[[str], None]] = []  # a channel (re)connected
+        self.restart_listeners: list[Callable[[str], None]] = []  # a live peer restarted
         self._alive: set[str] = set()
+        self._path_up: set[tuple[str, str]] = set()  # (local, remote) of paths with heartbeats
+        self._path_reason: dict[tuple[str, str], str] = {}
         self._pending: dict[str, Pending] = {}
         self._served: dict[str, asyncio.Task[dict[str, Any]]] = {}  # request id -> its handling
         self._drops: dict[tuple[str, str], float] = {}
-        self.dropped = 0
+        self._dropped = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- timing and membership -------------------------------------------------
 
-    def timing(self) -> tuple[float, int]:
-        """(HBEAT_INTERVAL, HBEAT_MISSES) in force now."""
-        return self.tunables.get("HBEAT_INTERVAL"), self.tunables.get("HBEAT_MISSES")
+    def timing(self) -> Timing:
+        """The heartbeat settings in force now (called by the heartbeat thread too)."""
+        t = self.tunables
+        return Timing(
+            t.get("HBEAT_INTERVAL"),
+            t.get("HBEAT_MISSES"),
+            t.get("LOOP_STALL_LIMIT"),
+            bool(t.get("HBEAT_REALTIME")),
+        )
+
+    def dead_time(self) -> float:
+        """The silence after which a peer is judged dead on a clean network."""
+        timing = self.timing()
+        return timing.interval * timing.misses
+
+    def _connect_timeout(self) -> float:
+        return max(self.dead_time(), 0.2)
+
+    @property
+    def dropped(self) -> int:
+        """Frames and heartbeats dropped so far."""
+        return self._dropped + self.heartbeat.dropped
 
     def alive(self) -> set[str]:
         """Servers alive now, this one included (witnesses excluded)."""
-        return {self.me} | {n for n, p in self.peers.items() if p.alive and not p.witness}
+        return {self.me} | {n for n in self._alive if not self.peers[n].witness}
 
     def votes(self) -> tuple[int, int]:
         """(votes seen, votes in all): one per server and witness (R32)."""
-        total = 1 + len(self.peers)
-        seen = 1 + sum(1 for p in self.peers.values() if p.alive)
-        return seen, total
+        return 1 + len(self._alive), 1 + len(self.peers)
 
     def has_quorum(self) -> bool:
         """With QUORUM=majority, True only when more than half the votes are seen."""
@@ -129,58 +153,129 @@ class ClusterNode:
         seen, total = self.votes()
         return seen * 2 > total
 
-    def _on_path_change(self, path: CommPath) -> None:
-        if path.state is PathState.DOWN:
-            self._resend_from(path)
-            self.events.add(
-                "path", f"comm path {path.name} to {path.peer} down: {path.down_reason}"
-            )
-        else:
-            self.events.add("path", f"comm path {path.name} to {path.peer} up")
-        link = self.peers[path.peer]
-        was = path.peer in self._alive
-        if link.alive == was:
-            if path.state is PathState.UP:
-                # Another path to a live peer: a chance to catch up on anything lost.
-                for resync in self.reconnect_listeners:
-                    resync(path.peer)
+    def mark_ready(self) -> None:
+        """This server's states are true now: its heartbeats say so."""
+        self.heartbeat.ready = True
+
+    def _from_thread(self, changes: list[Change]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_changes, changes)
+
+    def _drop_from_thread(self, where: str, reason: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._log_drop, where, reason)
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        for change in changes:
+            try:
+                if change.kind == "path" and change.path is not None:
+                    self._on_path(change)
+                elif change.kind == "peer":
+                    self._on_peer(change.peer, change.up, change.reason)
+                elif change.kind == "restart":
+                    self._on_restart(change.peer)
+            except Exception:
+                log.exception("handling %s failed", change)
+
+    def _on_path(self, change: Change) -> None:
+        assert change.path is not None
+        where = (change.path.local, change.path.remote)
+        name = f"{change.path.local}->{change.path.remote}"
+        if change.up:
+            self._path_up.add(where)
+            self._path_reason.pop(where, None)
+            self.events.add("path", f"comm path {name} to {change.peer} up")
             return
-        if link.alive:
-            self._alive.add(path.peer)
+        self._path_up.discard(where)
+        self._path_reason[where] = change.reason
+        self.events.add("path", f"comm path {name} to {change.peer} down: {change.reason}")
+        for channel in self.peers[change.peer].paths:
+            if (channel.local, channel.remote) == where:
+                channel.close()  # never write to a connection the heartbeats call dead
+
+    def _on_peer(self, peer: str, alive: bool, reason: str) -> None:
+        if alive == (peer in self._alive):
+            return
+        if alive:
+            self._alive.add(peer)
+            self.events.add("membership", f"{peer} is alive: {reason}")
         else:
-            self._alive.discard(path.peer)
-        state = "alive" if link.alive else "dead: every comm path is down"
-        self.events.add("membership", f"{path.peer} is {state}")
+            self._alive.discard(peer)
+            self.events.add("membership", f"{peer} is dead: {reason}")
+            self._fail_pending(peer)
         for listener in self.listeners:
-            listener(path.peer, link.alive)
+            listener(peer, alive)
 
-    def _on_reconnect(self, path: CommPath) -> None:
-        """A newer connection replaced a live one: resend what the old one may have lost."""
-        self._resend_from(path)
-        for listener in self.reconnect_listeners:
-            listener(path.peer)
+    def _on_restart(self, peer: str) -> None:
+        """The peer's daemon restarted without being judged dead: its sessions are
+        stale and what it reported before is history."""
+        self.events.add("membership", f"{peer} restarted its daemon")
+        for channel in self.peers[peer].paths:
+            channel.close()
+        if peer in self._alive:
+            for listener in self.restart_listeners:
+                listener(peer)
 
-    def _resend_from(self, path: CommPath) -> None:
-        """Requests sent on a path that went down go again on another (the peer
-        answers a repeated request once); with no path left, they fail."""
+    def _on_connection(self, channel: CommPath) -> None:
+        if channel.connected:
+            self._flush(channel.peer)
+            for listener in self.reconnect_listeners:
+                listener(channel.peer)
+        else:
+            self._resend_from(channel)
+
+    def _resend_from(self, channel: CommPath) -> None:
+        """Requests sent on a channel that closed go again on another (the peer
+        answers a repeated request once); with none connected, they wait."""
+        for pending in list(self._pending.values()):
+            if pending.path is channel and not pending.future.done():
+                pending.path = self._send_request(pending)
+
+    def _flush(self, peer: str) -> None:
+        for pending in list(self._pending.values()):
+            if pending.peer == peer and pending.path is None and not pending.future.done():
+                pending.path = self._send_request(pending)
+
+    def _fail_pending(self, peer: str) -> None:
+        """The peer died: its pending requests end, saying what is known of them."""
         for rid, pending in list(self._pending.items()):
-            if pending.path is not path or pending.future.done():
+            if pending.peer != peer or pending.future.done():
                 continue
-            pending.path = self._send_request(pending)
-            if pending.path is None:
-                pending.future.set_exception(
-                    OpError("server", f"lost contact with {pending.peer}", status=503)
+            if pending.sent:
+                error = OpError(
+                    "outcome",
+                    f"{peer} stopped answering after it was asked to {pending.method}: the "
+                    f"outcome is unknown; see `ipkeeper status` and `ipkeeper events` on {peer} "
+                    "once it is back",
+                    status=504,
                 )
-                self._pending.pop(rid, None)
+            else:
+                error = OpError("server", f"{peer} died before the request could be sent", 503)
+            pending.future.set_exception(error)
+            self._pending.pop(rid, None)
 
     def _send_request(self, pending: Pending) -> CommPath | None:
-        for candidate in self.peers[pending.peer].up_paths():
-            if candidate.send("req", pending.message):
-                return candidate
+        for channel in self.channels(pending.peer):
+            if channel.send("req", pending.message):
+                pending.sent = True
+                return channel
         return None
 
+    def channels(self, peer: str) -> list[CommPath]:
+        """Connected channels to `peer`, those whose path carries heartbeats first."""
+        link = self.peers.get(peer)
+        if link is None:
+            return []
+        connected = [c for c in link.paths if c.connected]
+        return sorted(connected, key=lambda c: (c.local, c.remote) not in self._path_up)
+
     def _on_drop(self, where: str, reason: str) -> None:
-        self.dropped += 1
+        self._dropped += 1
+        self._log_drop(where, reason)
+
+    def _log_drop(self, where: str, reason: str) -> None:
         # One event per local end and kind of drop every 10 s, however many
         # remote addresses an attacker uses.
         key = (where.split("<-")[0].split("->")[0], re.sub(r"\d+", "N", reason)[:80])
@@ -194,7 +289,10 @@ class ClusterNode:
     # -- running ---------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen on every local path address and dial the paths this server dials."""
+        """Start the heartbeats, listen on every local path address, dial what this server dials."""
+        self._loop = asyncio.get_running_loop()
+        self.heartbeat.start()
+        ticker = asyncio.create_task(self._tick(stop), name="loop ticker")
         servers = []
         for local in sorted({p.local for link in self.peers.values() for p in link.paths}):
             servers.append(asyncio.create_task(self._listen(local, stop), name=f"listen {local}"))
@@ -204,12 +302,21 @@ class ClusterNode:
             for p in link.paths
             if p.dialer
         ]
-        await stop.wait()
-        for task in [*servers, *dialers, *self._tasks]:
-            task.cancel()
-        for link in self.peers.values():
-            for path in link.paths:
-                path.close()
+        try:
+            await stop.wait()
+        finally:
+            self.heartbeat.stop()
+            for task in [ticker, *servers, *dialers, *self._tasks]:
+                task.cancel()
+            for link in self.peers.values():
+                for path in link.paths:
+                    path.close()
+
+    async def _tick(self, stop: asyncio.Event) -> None:
+        """Tell the heartbeat thread, every 100 ms, that this loop still turns."""
+        while not stop.is_set():
+            self.heartbeat.loop_alive()
+            await asyncio.sleep(0.1)
 
     async def _listen(self, local: str, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -246,10 +353,9 @@ class ClusterNode:
             writer.close()
             return
         tune_socket(writer)
-        interval, misses = self.timing()
         try:
             session = await accept_handshake(
-                reader, writer, self.me, self.key, path.peer, max(interval * misses, 0.5)
+                reader, writer, self.me, self.key, path.peer, max(self.dead_time(), 0.5)
             )
         except wire.FrameError as exc:
             self._on_drop(path.name, f"handshake: {exc}")
@@ -281,7 +387,7 @@ class ClusterNode:
             else:
                 log.debug("ignored %r from %s", kind, peer)
         except Exception:
-            # An authentic but unexpected message must not take the path down.
+            # An authentic but unexpected message must not take the channel down.
             log.exception("handling %r from %s failed", kind, peer)
 
     def _answered(self, peer: str, data: dict[str, Any]) -> None:
@@ -302,7 +408,7 @@ class ClusterNode:
         )
 
     async def _serve_request(self, path: CommPath, data: dict[str, Any]) -> None:
-        """Run a request once, whichever path (or paths) it came on, and answer it."""
+        """Run a request once, whichever channel (or channels) it came on, and answer it."""
         rid = str(data.get("id"))
         handling = self._served.get(rid)
         if handling is None:
@@ -311,8 +417,7 @@ class ClusterNode:
             while len(self._served) > SERVED_MEMORY:
                 self._served.pop(next(iter(self._served)))
         reply = await asyncio.shield(handling)
-        link = self.peers[path.peer]
-        for candidate in [path, *link.up_paths()]:
+        for candidate in [path, *self.channels(path.peer)]:
             if candidate.send("resp", reply):
                 return
 
@@ -336,45 +441,51 @@ class ClusterNode:
         return reply
 
     def send(self, peer: str, kind: str, data: dict[str, Any], every_path: bool = False) -> bool:
-        """Send a one-way message; True when it went out on at least one path."""
-        link = self.peers.get(peer)
-        if link is None:
-            return False
+        """Send a one-way message; True when it went out on at least one channel."""
         sent = False
-        for path in link.up_paths():
-            sent = path.send(kind, data) or sent
+        for channel in self.channels(peer):
+            sent = channel.send(kind, data) or sent
             if sent and not every_path:
                 break
         return sent
 
     def broadcast(self, kind: str, data: dict[str, Any], every_path: bool = True) -> None:
-        """Send a message to every peer that is alive."""
+        """Send a message to every peer with a connected channel."""
         for name in self.peers:
             self.send(name, kind, data, every_path)
 
     async def request(
         self, peer: str, method: str, params: dict[str, Any], timeout: float = 60.0
     ) -> dict[str, Any]:
-        """Ask `peer` to run `method`; its result, or OpError with its field and reason."""
+        """Ask `peer` to run `method`; its result, or OpError with its field and reason.
+
+        The request waits for a channel while the peer is alive; an error after
+        it was sent says that its outcome is unknown (see the module docstring).
+        """
         link = self.peers.get(peer)
         if link is None:
             raise OpError("server", f"{peer} is not a server of this cluster", status=404)
-        if not link.alive:
+        if peer not in self._alive:
             raise OpError(
-                "server", f"{peer} is not reachable (every comm path is down)", status=503
+                "server", f"{peer} is not reachable (no heartbeat on any comm path)", status=503
             )
         rid = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        pending = Pending(peer, future, {"id": rid, "method": method, "params": params})
-        pending.path = self._send_request(pending)
-        if pending.path is None:
-            raise OpError("server", f"{peer} is not reachable", status=503)
+        pending = Pending(peer, method, future, {"id": rid, "method": method, "params": params})
         self._pending[rid] = pending
+        pending.path = self._send_request(pending)
         try:
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
+            if pending.sent:
+                raise OpError(
+                    "outcome",
+                    f"{peer} did not answer {method} within {timeout:.0f}s: the outcome is "
+                    f"unknown; see `ipkeeper status` and `ipkeeper events` on {peer}",
+                    status=504,
+                ) from None
             raise OpError(
-                "server", f"{peer} did not answer {method} within {timeout:.0f}s", status=504
+                "server", f"no channel to {peer} connected within {timeout:.0f}s", status=503
             ) from None
         finally:
             self._pending.pop(rid, None)
@@ -383,23 +494,30 @@ class ClusterNode:
 
     def servers(self) -> list[dict[str, Any]]:
         """Every server with its liveness and comm paths, for status."""
+        reports = {(r.local, r.remote): r for r in self.heartbeat.snapshot()}
         result: list[dict[str, Any]] = [
             {
                 "name": self.me,
                 "alive": True,
                 "local": True,
                 "witness": self.witness,
+                "stuck": self.heartbeat.stuck,
+                "heartbeat": self.heartbeat.realtime_note,
                 "comm_paths": [],
             }
         ]
         for link in self.peers.values():
+            _, stuck, _ = self.heartbeat.peer(link.name)
             result.append(
                 {
                     "name": link.name,
-                    "alive": link.alive,
+                    "alive": link.name in self._alive,
                     "local": False,
                     "witness": link.witness,
-                    "comm_paths": [p.describe() for p in link.paths],
+                    "stuck": stuck,
+                    "comm_paths": [
+                        _describe(c, reports.get((c.local, c.remote))) for c in link.paths
+                    ],
                 }
             )
         return result
@@ -418,3 +536,20 @@ class ClusterNode:
             "has_quorum": self.has_quorum(),
             "note": note,
         }
+
+
+def _describe(channel: CommPath, report: PathReport | None) -> dict[str, Any]:
+    """A comm path as status shows it: heartbeats (state, round trip, loss) and its channel."""
+    up = report is not None and report.up
+    return {
+        "peer": channel.peer,
+        "local": channel.local,
+        "remote": channel.remote,
+        "state": "up" if up else "down",
+        "since": report.since if report else None,
+        "rtt_ms": round(report.rtt * 1000, 3) if up and report and report.rtt is not None else None,
+        "loss": round(report.loss, 3) if report else None,
+        "dead_after_ms": round(report.limit * 1000) if report else None,
+        "reason": None if up else (report.reason if report else "no heartbeat yet"),
+        "channel": "connected" if channel.connected else f"not connected ({channel.last_error})",
+    }

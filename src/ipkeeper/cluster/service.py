@@ -39,6 +39,10 @@ class ClusterService:
         self.remote: dict[str, dict[str, dict[str, Any]]] = {}
         self.reported: set[str] = set()  # peers whose states arrived since they came up
         self.ready_peers: set[str] = set()  # ... and whose states are true (reconciled)
+        # Peers that reported since they were last judged dead (or restarted): a
+        # report can arrive on a channel before the heartbeats prove the peer
+        # alive, and is then already the news of its new life.
+        self.fresh: set[str] = set()
         # Until this server has reconciled its store with its kernel at start-up,
         # its recorded states may be stale: it reports them as not ready, and
         # peers take it to hold nothing yet.
@@ -70,6 +74,7 @@ class ClusterService:
         )
         node.listeners.append(self._peer_changed)
         node.reconnect_listeners.append(self._resync)
+        node.restart_listeners.append(self._peer_restarted)
         engine.repo.listeners.append(self._local_changed)
 
     # -- Peers protocol ------------------------------------------------------
@@ -115,6 +120,7 @@ class ClusterService:
     def mark_ready(self) -> None:
         """Start-up reconciliation is done: from now on this server's states are true."""
         self.ready = True
+        self.node.mark_ready()
         self._publish_states()
 
     def servers(self) -> list[dict[str, Any]]:
@@ -199,6 +205,7 @@ class ClusterService:
         self._stamps[peer] = stamp
         self.remote[peer] = dict(data.get("states", {}))
         self.reported.add(peer)
+        self.fresh.add(peer)
         if data.get("ready"):
             self.ready_peers.add(peer)
             for listener in self.on_states:
@@ -209,14 +216,21 @@ class ClusterService:
         self.node.send(peer, "catalog.digest", catalog.digest(self.engine.repo), every_path=True)
         self.node.send(peer, "states", self._report(), every_path=True)
 
+    def _peer_restarted(self, peer: str) -> None:
+        self.fresh.discard(peer)
+        self._peer_changed(peer, True)
+
     def _peer_changed(self, peer: str, alive: bool) -> None:
         if alive:
-            # What it reported before it went away is history now: until it
-            # reports again, it holds nothing as far as decisions go.
-            self.remote[peer] = {}
-            self.ready_peers.discard(peer)
+            if peer not in self.fresh:
+                # What it reported before it went away is history now: until it
+                # reports again, it holds nothing as far as decisions go.
+                self.remote[peer] = {}
+                self.reported.discard(peer)
+                self.ready_peers.discard(peer)
             self._resync(peer)
         else:
+            self.fresh.discard(peer)
             self.reported.discard(peer)
             self.ready_peers.discard(peer)
         for listener in self.on_peer:

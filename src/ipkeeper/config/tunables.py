@@ -161,6 +161,21 @@ TUNABLES: dict[str, Tunable] = {
             "heartbeat intervals without any frame before a path is down (R25)",
         ),
         Tunable(
+            "HBEAT_REALTIME",
+            True,
+            _bool01,
+            "0/1",
+            "1: the heartbeat thread runs at real-time priority with memory locked, where permitted",
+        ),
+        Tunable(
+            "LOOP_STALL_LIMIT",
+            5.0,
+            _number(float, 0.5, 600),
+            "s",
+            "a main loop that has not turned for this long is stuck: heartbeats say so and "
+            "peers stop counting this server as alive",
+        ),
+        Tunable(
             "QUORUM",
             "none",
             _choice("none", "majority"),

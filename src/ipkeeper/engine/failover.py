@@ -57,7 +57,9 @@ class Failover:
     def peer_changed(self, peer: str, alive: bool) -> None:
         """Membership listener: a peer died or came back."""
         self._tried.clear()  # a new situation: takeovers may be tried at once again
-        if alive:
+        if alive and self.engine.peers.has_reported(peer):
+            self.rejoined.add(peer)  # its report arrived before its heartbeats proved it alive
+        elif alive:
             self._waiting_states.add(peer)
         else:
             self._died_at[peer] = time.monotonic()

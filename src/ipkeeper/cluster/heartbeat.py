@@ -1,0 +1,447 @@
+"""Heartbeats on a thread of their own (R25): nothing the daemon does can delay them.
+
+Every HBEAT_INTERVAL this thread sends one authenticated UDP datagram on
+every comm path (wire.seal_beat) and reads whatever has arrived, with its
+own selector and sockets; it touches no asyncio loop, no database and no
+lock the rest of the daemon holds for long. Where allowed (HBEAT_REALTIME=1,
+the default) it runs at real-time priority (SCHED_RR) with the process's
+memory locked, as keepalived and corosync do; when that is not permitted it
+says so once and runs at normal priority.
+
+What it judges (cluster/liveness.py, on an "awake" clock that stops while
+this thread was not running, so a paused process never blames its peers
+for its own pause):
+- a path is up while its heartbeats keep arriving;
+- a peer is alive while any path to it is up and its heartbeats do not say
+  that its main loop is stuck.
+
+It also watches this daemon's own main loop: the loop calls `loop_alive()`
+every turn of a ticker; if it has not for LOOP_STALL_LIMIT seconds the loop
+is stuck (not merely slow), and the heartbeats say so, so that peers stop
+counting this server as alive and may act, although its heartbeat thread
+still runs. A SIGSTOPped or dead daemon sends nothing at all and is judged
+dead after the usual silence.
+
+Changes are handed to `notify` (from this thread: the receiver must pass
+them to its own loop, e.g. with call_soon_threadsafe).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import logging
+import os
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ipkeeper.cluster import wire
+from ipkeeper.cluster.liveness import PathLiveness
+
+log = logging.getLogger("ipkeeper.heartbeat")
+
+IP_FREEBIND = 15
+RT_PRIORITY = 10
+MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
+TOS_CS6 = 0xC0  # network control, as VRRP and corosync mark their packets
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The heartbeat settings in force (read from the tunables at every turn)."""
+
+    interval: float
+    misses: int
+    stall_limit: float
+    realtime: bool
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A comm path: this server's address, the peer's address, and the peer."""
+
+    peer: str
+    local: str
+    remote: str
+
+
+@dataclass(frozen=True)
+class PathReport:
+    """One path as status shows it."""
+
+    peer: str
+    local: str
+    remote: str
+    up: bool
+    since: float  # wall-clock time of the last change
+    reason: str
+    rtt: float | None
+    loss: float
+    limit: float  # the silence that would take it down now
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something the main loop must know: a path or a peer changed, or a peer restarted."""
+
+    kind: str  # "path", "peer", "restart"
+    peer: str
+    up: bool
+    reason: str = ""
+    path: PathSpec | None = None
+
+
+@dataclass
+class _Path:
+    spec: PathSpec
+    sock: socket.socket
+    judge: PathLiveness = field(default_factory=PathLiveness)
+    seq: int = 0  # the last heartbeat sent on this path
+    sent: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=2048))
+    peer_boot: int = 0
+    peer_seq: int = 0  # the last sequence number received from the peer
+    peer_seq_at: float = 0.0  # when (monotonic)
+    rtt: float | None = None
+    since_wall: float = field(default_factory=time.time)
+
+
+@dataclass
+class _Peer:
+    name: str
+    boot: int = 0
+    alive: bool = False
+    stuck: bool = False
+    ready: bool = False
+
+
+Notify = Callable[[list[Change]], None]
+
+
+class Heartbeat:
+    """The heartbeat thread for every path of this server; see the module docstring."""
+
+    def __init__(
+        self,
+        me: str,
+        paths: list[PathSpec],
+        port: int,
+        key: bytes,
+        timing: Callable[[], Timing],
+        notify: Notify,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.me = me
+        self.port = port
+        self.key = key
+        self.timing = timing
+        self.notify = notify
+        self.clock = clock
+        self.boot = int.from_bytes(os.urandom(8), "big") or 1
+        self.ready = False  # set by the daemon once reconciled; told to peers
+        self.dropped = 0
+        self.on_drop: Callable[[str, str], None] = lambda where, reason: None
+        self._lock = threading.Lock()
+        self._paths: list[_Path] = []
+        self._by_address: dict[tuple[str, str], _Path] = {}
+        self._peers: dict[str, _Peer] = {}
+        self._specs = paths
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._loop_tick = clock()
+        self._paused = 0.0
+        self._stuck = False
+        self._misses = 4
+        self.realtime_note = "not started"
+
+    # -- the daemon's side -------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the sockets and start the thread."""
+        sockets: dict[str, socket.socket] = {}
+        for spec in self._specs:
+            if spec.local not in sockets:
+                sockets[spec.local] = self._socket(spec.local)
+            path = _Path(spec, sockets[spec.local])
+            self._paths.append(path)
+            self._by_address[(spec.local, spec.remote)] = path
+            self._peers.setdefault(spec.peer, _Peer(spec.peer))
+        self._loop_tick = self.clock()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and close the sockets."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for sock in {id(p.sock): p.sock for p in self._paths}.values():
+            sock.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def loop_alive(self) -> None:
+        """The main loop has turned (called from it, often)."""
+        self._loop_tick = self.clock()
+
+    def snapshot(self) -> list[PathReport]:
+        """Every path's state now."""
+        misses = self.timing().misses
+        with self._lock:
+            return [
+                PathReport(
+                    p.spec.peer,
+                    p.spec.local,
+                    p.spec.remote,
+                    p.judge.up,
+                    p.since_wall,
+                    p.judge.reason,
+                    p.rtt,
+                    p.judge.loss(),
+                    p.judge.silence_limit(misses),
+                )
+                for p in self._paths
+            ]
+
+    def peer(self, name: str) -> tuple[bool, bool, bool]:
+        """(alive, stuck, ready) of a peer, as the heartbeats say."""
+        with self._lock:
+            found = self._peers.get(name)
+            return (found.alive, found.stuck, found.ready) if found else (False, False, False)
+
+    @property
+    def stuck(self) -> bool:
+        """True while this daemon's own main loop is judged stuck."""
+        return self._stuck
+
+    # -- the thread ----------------------------------------------------------------
+
+    def _socket(self, local: str) -> socket.socket:
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 6)
+            if family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_CS6)
+                sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_TCLASS, TOS_CS6)
+        sock.bind((local, self.port))
+        return sock
+
+    def _realtime(self, wanted: bool) -> None:
+        if not wanted:
+            self.realtime_note = "off (HBEAT_REALTIME=0)"
+            return
+        notes = []
+        try:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
+            notes.append(f"SCHED_RR priority {RT_PRIORITY}")
+        except OSError as exc:
+            notes.append(f"real-time priority not permitted ({exc.strerror})")
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == 0:
+            notes.append("memory locked")
+        else:
+            notes.append(f"memory not locked ({os.strerror(ctypes.get_errno())})")
+        self.realtime_note = ", ".join(notes)
+        level = logging.INFO if "not" not in self.realtime_note else logging.WARNING
+        log.log(level, "heartbeat thread: %s", self.realtime_note)
+
+    def _run(self) -> None:
+        timing = self.timing()
+        self._realtime(timing.realtime)
+        selector = selectors.DefaultSelector()
+        for sock in {id(p.sock): p.sock for p in self._paths}.values():
+            selector.register(sock, selectors.EVENT_READ)
+        selector.register(self._wake_r, selectors.EVENT_READ)
+        next_send = self.clock()
+        expected_wake = self.clock()
+        while not self._stop.is_set():
+            timing = self.timing()
+            self._misses = timing.misses
+            now = self.clock()
+            # Time beyond what we asked to sleep is time this thread did not run.
+            overslept = now - expected_wake
+            if overslept > max(2 * timing.interval, 0.05):
+                self._paused += overslept
+            changes: list[Change] = []
+            for key, _ in selector.select(0):
+                if key.fileobj is not self._wake_r:
+                    self._receive(key.fileobj, changes)  # type: ignore[arg-type]
+            now = self.clock()
+            if now >= next_send:
+                self._check_loop(timing, now)
+                self._send_all(timing, now)
+                next_send = max(next_send + timing.interval, now + timing.interval / 4)
+            self._judge(timing, changes)
+            if changes:
+                self._tell(changes)
+            timeout = max(0.001, min(next_send - self.clock(), timing.interval))
+            expected_wake = self.clock() + timeout
+            for key, _ in selector.select(timeout):
+                if key.fileobj is self._wake_r:
+                    with contextlib.suppress(OSError):
+                        self._wake_r.recv(64)
+            # Anything that arrived is read at the top of the next turn.
+            expected_wake = min(expected_wake, self.clock())
+        selector.close()
+
+    def _awake(self, now: float) -> float:
+        return now - self._paused
+
+    def _tell(self, changes: list[Change]) -> None:
+        try:
+            self.notify(changes)
+        except Exception:  # the main loop may be closing; the thread must go on
+            log.exception("heartbeat: could not pass on %d changes", len(changes))
+
+    def _check_loop(self, timing: Timing, now: float) -> None:
+        silent = now - self._loop_tick
+        stuck = silent > timing.stall_limit
+        if stuck != self._stuck:
+            self._stuck = stuck
+            if stuck:
+                log.critical(
+                    "main loop has not turned for %.1fs (limit %.1fs): telling peers this "
+                    "server is stuck",
+                    silent,
+                    timing.stall_limit,
+                )
+            else:
+                log.warning("main loop turns again: telling peers this server is back")
+
+    def _send_all(self, timing: Timing, now: float) -> None:
+        flags = (wire.FLAG_STUCK if self._stuck else 0) | (wire.FLAG_READY if self.ready else 0)
+        for path in self._paths:
+            path.seq += 1
+            beat = wire.Beat(
+                self.me,
+                path.spec.peer,
+                path.spec.local,
+                path.spec.remote,
+                self.boot,
+                path.seq,
+                path.peer_boot,
+                path.peer_seq,
+                max(now - path.peer_seq_at, 0.0) if path.peer_seq else 0.0,
+                timing.interval,
+                flags,
+            )
+            path.sent.append((path.seq, now))
+            try:
+                path.sock.sendto(wire.seal_beat(self.key, beat), (path.spec.remote, self.port))
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ENETUNREACH, errno.EHOSTUNREACH):
+                    log.debug("heartbeat on %s: %s", path.spec.remote, exc)
+
+    def _receive(self, sock: socket.socket, changes: list[Change]) -> None:
+        local = sock.getsockname()[0]
+        for _ in range(1024):  # bounded: a flood cannot hold the thread
+            try:
+                data, source = sock.recvfrom(512)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            path = self._by_address.get((local, source[0]))
+            if path is None:
+                self._drop(
+                    f"{local}<-{source[0]}", "heartbeat from an address that is no comm path"
+                )
+                continue
+            try:
+                beat = wire.open_beat(self.key, data)
+            except wire.FrameError as exc:
+                self._drop(f"{local}<-{source[0]}", str(exc))
+                continue
+            self._accept(path, beat, changes)
+
+    def _drop(self, where: str, reason: str) -> None:
+        self.dropped += 1
+        self.on_drop(where, reason)
+
+    def _accept(self, path: _Path, beat: wire.Beat, changes: list[Change]) -> None:
+        spec = path.spec
+        if (beat.sender, beat.receiver) != (spec.peer, self.me) or (
+            beat.source,
+            beat.destination,
+        ) != (spec.remote, spec.local):
+            self._drop(
+                f"{spec.local}<-{spec.remote}",
+                f"heartbeat from {beat.sender!r} to {beat.receiver!r} on the path to {spec.peer}",
+            )
+            return
+        now = self.clock()
+        # It proves the path works both ways only if it echoes one of ours sent
+        # within the silence this path allows: a peer that stopped hearing us
+        # (a one-way cut) stops counting as soon as it would have by silence.
+        sent_at = self._sent_at(path, beat.echo_boot, beat.echo)
+        fresh = sent_at is not None and now - sent_at <= path.judge.silence_limit(self._misses)
+        if beat.boot == path.peer_boot:
+            if beat.seq <= path.peer_seq:
+                return  # a duplicate, or a replay within the run
+        elif not fresh and path.judge.up:
+            return  # another run's datagram while this run is heard: a replay, or unproven
+        path.peer_boot, path.peer_seq, path.peer_seq_at = beat.boot, beat.seq, now
+        if not fresh:
+            return  # authentic, but it proves nothing: it does not echo a recent heartbeat
+        assert sent_at is not None
+        rtt = max(now - sent_at - beat.held, 0.0)
+        with self._lock:
+            path.rtt = rtt if path.rtt is None else 0.8 * path.rtt + 0.2 * rtt
+            peer = self._peers[spec.peer]
+            if peer.boot != beat.boot:
+                if peer.boot and peer.alive:
+                    changes.append(Change("restart", spec.peer, True, "a new run of its daemon"))
+                for other in self._paths:
+                    if other.spec.peer == spec.peer:
+                        other.judge.restart()
+                peer.boot = beat.boot
+            peer.ready = bool(beat.flags & wire.FLAG_READY)
+            peer.stuck = bool(beat.flags & wire.FLAG_STUCK)
+            if path.judge.heard(self._awake(now), beat.seq, beat.interval):
+                path.since_wall = time.time()
+                changes.append(Change("path", spec.peer, True, path=spec))
+
+    def _sent_at(self, path: _Path, boot: int, seq: int) -> float | None:
+        if boot != self.boot or not path.sent or seq <= 0:
+            return None
+        index = seq - path.sent[0][0]
+        if 0 <= index < len(path.sent) and path.sent[index][0] == seq:
+            return path.sent[index][1]
+        return None
+
+    def _judge(self, timing: Timing, changes: list[Change]) -> None:
+        awake = self._awake(self.clock())
+        with self._lock:
+            for path in self._paths:
+                if path.judge.judge(awake, timing.misses):
+                    path.since_wall = time.time()
+                    changes.append(
+                        Change("path", path.spec.peer, False, path.judge.reason, path.spec)
+                    )
+            for peer in self._peers.values():
+                paths = [p for p in self._paths if p.spec.peer == peer.name]
+                alive = any(p.judge.up for p in paths) and not peer.stuck
+                if alive == peer.alive:
+                    continue
+                peer.alive = alive
+                if alive:
+                    reason = "heartbeats arrive"
+                elif peer.stuck and any(p.judge.up for p in paths):
+                    reason = "its main loop is stuck (its heartbeats say so)"
+                else:
+                    reason = "every comm path is down"
+                changes.append(Change("peer", peer.name, alive, reason))
