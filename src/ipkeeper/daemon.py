@@ -34,6 +34,7 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
+from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.app.kit import AppKit
 from ipkeeper.kits.ip import netlink
@@ -135,7 +136,8 @@ def build_engine(config: daemon_config.DaemonConfig) -> Engine:
         return [ipaddress.ip_address(a) for a in repo.ping_list(str(spec.network))]
 
     kits = KitRegistry(IPKit(tunables, ping_list), AppKit(config.name))
-    return Engine(config.name, repo, EventLog(db, config.name), kits, tunables)
+    table = PeerTable(config.name, [(p.name, p.witness) for p in config.peer])
+    return Engine(config.name, repo, EventLog(db, config.name), kits, tunables, table=table)
 
 
 def join_cluster(
@@ -146,12 +148,11 @@ def join_cluster(
         key = load_key(config.cluster.key_file)
     except KeyFileError as exc:
         raise SystemExit(f"ipkeeperd: error: cluster.key_file: {exc}") from None
-    node = ClusterNode(config, key, engine.tunables, engine.events)
+    node = ClusterNode(config, key, engine.tunables, engine.events, engine.table)
     service = ClusterService(node, engine)
     engine.peers = service
     failover = Failover(engine)
     service.on_peer.append(failover.peer_changed)
-    service.on_states.append(failover.states_received)
     return service, failover, asyncio.create_task(node.run(stop), name="cluster")
 
 

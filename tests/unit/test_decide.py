@@ -6,13 +6,26 @@ import pytest
 
 from ipkeeper.engine.decide import (
     Action,
+    Decision,
+    Policy,
+    decide,
+    defer_to_holders,
     failover_target,
     on_check_failure,
     on_local_failure,
-    plan,
     reconcile,
 )
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
+from ipkeeper.model.view import Attempt
+from ipkeeper.testing.views import HID, scene
+
+NONE = Policy()
+MAJORITY = Policy(quorum="majority", quorum_release=2.0, quorum_grace=1.0)
+
+
+def at(view, now: float = 100.0, policy: Policy = NONE) -> Decision:  # type: ignore[no-untyped-def]
+    return decide(view, HID, now, policy)
+
 
 FAILED = KitResult(
     Outcome.FAILED_LOCAL, "address: 198.18.0.50 is not configured on eth0", step="address"
@@ -61,7 +74,7 @@ def test_local_failure_picks_the_successor_that_plan_picks() -> None:
     alive = {"s1", "s2", "s3"}
     handed = on_local_failure("ip failed", prio, alive, "s1", failed={"s1", "s2"})
     assert handed.target == "s3"
-    planned = plan(prio, set(), set(), {"s1", "s2"}, alive, "s3", True, abandoned={"s1"})
+    planned = at(scene("s3", prio, failed={"s1", "s2"}, abandoned={"s1"}, alive=alive))
     assert planned.action is Action.RESTORE and planned.target == "s3"
     # With no other choice left, a server where it failed before is still tried.
     assert on_local_failure("x", prio, {"s1", "s2"}, "s1", failed={"s2"}).target == "s2"
@@ -90,41 +103,25 @@ def test_reconcile_table(
     assert decision.reason
 
 
-def test_plan_takes_over_only_on_the_best_live_server() -> None:
-    from ipkeeper.engine.decide import plan
-
+def test_takes_over_only_on_the_best_live_server() -> None:
     prio = {"s1": 1, "s2": 10, "s3": 20}
-    args = dict(holders=set(), dead_holders={"s1"}, failed=set(), alive={"s2", "s3"})
-    assert plan(prio, here="s2", may_take_over=True, **args).action is Action.RESTORE
-    waits = plan(prio, here="s3", may_take_over=True, **args)
+    assert at(scene("s2", prio, dead={"s1"})).action is Action.RESTORE
+    waits = at(scene("s3", prio, dead={"s1"}))
     assert waits.action is Action.NOTHING and waits.target == "s2"
-    failed = plan(prio, here="s3", may_take_over=True, **args | {"failed": {"s2"}})
-    assert failed.action is Action.RESTORE
+    assert at(scene("s3", prio, dead={"s1"}, failed={"s2"})).action is Action.RESTORE
     # A server where it failed once is still used when no other is left.
-    last = plan(prio, here="s2", may_take_over=True, **args | {"alive": {"s2"}, "failed": {"s2"}})
+    last = at(scene("s2", prio, dead={"s1"}, alive={"s2"}, failed={"s2"}))
     assert last.action is Action.RESTORE
-    assert plan(prio, here="s2", may_take_over=False, **args).action is Action.NOTHING
 
 
-def test_plan_heals_a_split_brain_toward_the_better_priority() -> None:
-    from ipkeeper.engine.decide import plan
-
+def test_heals_a_split_brain_toward_the_better_priority() -> None:
     prio = {"s1": 1, "s2": 10}
-    both = dict(
-        holders={"s1", "s2"},
-        dead_holders=set(),
-        failed=set(),
-        alive={"s1", "s2"},
-        may_take_over=True,
-    )
-    give_up = plan(prio, here="s2", **both)
+    give_up = at(scene("s2", prio, holders={"s1", "s2"}))
     assert give_up.action is Action.REMOVE and give_up.target == "s1"
-    assert plan(prio, here="s1", **both).action is Action.NOTHING
+    assert at(scene("s1", prio, holders={"s1", "s2"})).action is Action.NOTHING
 
 
 def test_defer_to_holders_at_start_up() -> None:
-    from ipkeeper.engine.decide import Decision, defer_to_holders
-
     adopt = Decision(Action.ADOPT, "recorded in service and active: adopted")
     assert defer_to_holders(adopt, {"s2"}).action is Action.REMOVE
     restore = Decision(Action.RESTORE, "x")
@@ -134,40 +131,83 @@ def test_defer_to_holders_at_start_up() -> None:
 
 
 def test_a_hierarchy_given_up_after_a_failure_is_taken_by_the_next_server() -> None:
-    from ipkeeper.engine.decide import plan
-
     prio = {"s1": 1, "s2": 10, "s3": 20}
-    args = dict(
-        holders=set(),
-        dead_holders=set(),
-        failed={"s1"},
-        alive={"s1", "s2", "s3"},
-        may_take_over=True,
-    )
-    taken = plan(prio, here="s2", abandoned={"s1"}, **args)
+    taken = at(scene("s2", prio, failed={"s1"}, abandoned={"s1"}))
     assert taken.action is Action.RESTORE
     assert taken.reason == "s1 gave it up after a failure; taking it over (priority 10)"
-    assert plan(prio, here="s3", abandoned={"s1"}, **args).action is Action.NOTHING
-    assert plan(prio, here="s2", **args).action is Action.NOTHING  # merely out of service
+    assert at(scene("s3", prio, failed={"s1"}, abandoned={"s1"})).action is Action.NOTHING
+    assert at(scene("s2", prio, failed={"s1"})).action is Action.NOTHING  # merely out of service
 
 
 def test_a_server_never_takes_back_what_it_gave_up_and_waits_for_silent_peers() -> None:
-    from ipkeeper.engine.decide import plan
-
     prio = {"s1": 1, "s2": 10}
-    gave_up = dict(
-        holders=set(), dead_holders=set(), failed={"s1"}, may_take_over=True, abandoned={"s1"}
-    )
+    gave_up = dict(failed={"s1"}, abandoned={"s1"})
     # s1 came back before hearing that s2 took over: it must not take its VIP back.
-    assert plan(prio, alive={"s1"}, here="s1", **gave_up).action is Action.NOTHING
-    waiting = plan(prio, alive={"s1", "s2"}, here="s1", unheard={"s2"}, **gave_up)
+    assert at(scene("s1", prio, alive={"s1"}, **gave_up)).action is Action.NOTHING
+    waiting = at(scene("s1", prio, unheard={"s2"}, **gave_up))
     assert waiting.action is Action.NOTHING and waiting.reason == "waiting to hear from s2"
 
 
 def test_a_server_still_bringing_it_up_does_not_make_the_holder_give_up() -> None:
-    from ipkeeper.engine.decide import plan
-
-    prio = {"s1": 1, "s2": 10}
-    decision = plan(prio, holders={"s1", "s2"}, running={"s2"}, dead_holders=set(), failed=set(),
-                    alive={"s1", "s2"}, here="s2", may_take_over=True)  # fmt: skip
+    decision = at(scene("s2", {"s1": 1, "s2": 10}, holders={"s1", "s2"}, running={"s2"}))
     assert decision.action is Action.NOTHING
+
+
+# -- decisions that depend on time --------------------------------------------------
+
+
+def test_majority_fences_a_takeover_until_a_cut_off_holder_has_given_up() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10}, dead={"s1"}, witnesses={"w"}, quorum="majority",
+                 died_at={"s1": 100.0})  # fmt: skip
+    early = at(view, 100.5, MAJORITY)
+    assert early.action is Action.WAIT and early.wait_until == 103.0
+    assert "waiting 2.5s before taking it over" in early.reason
+    assert at(view, 102.99, MAJORITY).action is Action.WAIT
+    assert at(view, 103.0, MAJORITY).action is Action.RESTORE
+    # Without majority quorum nothing waits.
+    assert at(view, 100.5, NONE).action is Action.RESTORE
+
+
+def test_a_holder_that_died_before_this_server_started_is_fenced_from_the_start() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10}, dead={"s1"}, witnesses={"w"}, quorum="majority",
+                 started=50.0)  # fmt: skip
+    assert at(view, 52.0, MAJORITY).wait_until == 53.0
+
+
+def test_a_minority_gives_up_what_it_holds_after_quorum_release() -> None:
+    view = scene("s1", {"s1": 1, "s2": 10}, holders={"s1"}, alive={"s1"}, witnesses={"w"},
+                 quorum="majority", minority_since=200.0)  # fmt: skip
+    waiting = at(view, 201.0, MAJORITY)
+    assert waiting.action is Action.WAIT and waiting.wait_until == 202.0
+    gone = at(view, 202.0, MAJORITY)
+    assert gone.action is Action.REMOVE and gone.reason == "no quorum for 2s: giving it up (R32)"
+    # ... and takes nothing over, however long it waits.
+    orphan = scene("s2", {"s1": 1, "s2": 10}, dead={"s1"}, alive={"s2"}, witnesses={"w"},
+                   quorum="majority", minority_since=200.0, died_at={"s1": 0.0})  # fmt: skip
+    assert at(orphan, 1000.0, MAJORITY).action is Action.NOTHING
+
+
+def test_back_off_after_failed_takeovers() -> None:
+    prio = {"s1": 1, "s2": 10}
+    for tries, wait in ((1, 0.5), (2, 1.0), (3, 2.0), (5, 8.0), (6, 10.0), (9, 10.0)):
+        view = scene("s2", prio, dead={"s1"}, attempt=Attempt(300.0, tries))
+        decision = at(view, 300.0 + wait - 0.01)
+        assert decision.action is Action.WAIT and decision.wait_until == 300.0 + wait
+        assert at(view, 300.0 + wait).action is Action.RESTORE
+
+
+def test_automatic_switchback_to_a_better_server_that_rejoined_after_the_takeover() -> None:
+    prio = {"s1": 1, "s2": 10}
+    back = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=10.0,
+                 joined_at={"s1": 20.0})  # fmt: skip
+    decision = at(back)
+    assert decision.action is Action.SWITCH_BACK and decision.target == "s1"
+    # It was already there when this server took the hierarchy (an administrator moved it).
+    moved = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=30.0,
+                  joined_at={"s1": 20.0})  # fmt: skip
+    assert at(moved).action is Action.NOTHING
+    intelligent = scene("s2", prio, holders={"s2"}, held_since=10.0, joined_at={"s1": 20.0})
+    assert at(intelligent).action is Action.NOTHING
+    failed_there = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=10.0,
+                         joined_at={"s1": 20.0}, failed={"s1"})  # fmt: skip
+    assert at(failed_there).action is Action.NOTHING

@@ -35,6 +35,7 @@ from ipkeeper.cluster.heartbeat import Change, Heartbeat, PathReport, PathSpec, 
 from ipkeeper.config.daemon import DaemonConfig
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.store.events import EventLog
 
 log = logging.getLogger("ipkeeper.cluster")
@@ -74,7 +75,12 @@ class ClusterNode:
     """Comm paths to every peer, membership, and message dispatch."""
 
     def __init__(
-        self, config: DaemonConfig, key: bytes, tunables: Tunables, events: EventLog
+        self,
+        config: DaemonConfig,
+        key: bytes,
+        tunables: Tunables,
+        events: EventLog,
+        table: PeerTable,
     ) -> None:
         self.me = config.name
         self.witness = config.cluster_witness
@@ -82,6 +88,7 @@ class ClusterNode:
         self.key = key
         self.tunables = tunables
         self.events = events
+        self.table = table  # liveness is written there, for the engine to read
         self.peers: dict[str, PeerLink] = {}
         specs: list[PathSpec] = []
         for peer in config.peer:
@@ -103,7 +110,6 @@ class ClusterNode:
         self.listeners: list[PeerListener] = []  # a peer became alive or dead (or restarted)
         self.reconnect_listeners: list[Callable[[str], None]] = []  # a channel (re)connected
         self.restart_listeners: list[Callable[[str], None]] = []  # a live peer restarted
-        self._alive: set[str] = set()
         self._path_up: set[tuple[str, str]] = set()  # (local, remote) of paths with heartbeats
         self._path_reason: dict[tuple[str, str], str] = {}
         self._pending: dict[str, Pending] = {}
@@ -140,11 +146,11 @@ class ClusterNode:
 
     def alive(self) -> set[str]:
         """Servers alive now, this one included (witnesses excluded)."""
-        return {self.me} | {n for n in self._alive if not self.peers[n].witness}
+        return self.table.alive()
 
     def votes(self) -> tuple[int, int]:
         """(votes seen, votes in all): one per server and witness (R32)."""
-        return 1 + len(self._alive), 1 + len(self.peers)
+        return self.table.votes()
 
     def has_quorum(self) -> bool:
         """With QUORUM=majority, True only when more than half the votes are seen."""
@@ -196,13 +202,11 @@ class ClusterNode:
                 channel.close()  # never write to a connection the heartbeats call dead
 
     def _on_peer(self, peer: str, alive: bool, reason: str) -> None:
-        if alive == (peer in self._alive):
+        if not self.table.alive_changed(peer, alive):
             return
         if alive:
-            self._alive.add(peer)
             self.events.add("membership", f"{peer} is alive: {reason}")
         else:
-            self._alive.discard(peer)
             self.events.add("membership", f"{peer} is dead: {reason}")
             self._fail_pending(peer)
         for listener in self.listeners:
@@ -214,7 +218,7 @@ class ClusterNode:
         self.events.add("membership", f"{peer} restarted its daemon")
         for channel in self.peers[peer].paths:
             channel.close()
-        if peer in self._alive:
+        if self.table.is_alive(peer):
             for listener in self.restart_listeners:
                 listener(peer)
 
@@ -465,7 +469,7 @@ class ClusterNode:
         link = self.peers.get(peer)
         if link is None:
             raise OpError("server", f"{peer} is not a server of this cluster", status=404)
-        if peer not in self._alive:
+        if not self.table.is_alive(peer):
             raise OpError(
                 "server", f"{peer} is not reachable (no heartbeat on any comm path)", status=503
             )
@@ -511,7 +515,7 @@ class ClusterNode:
             result.append(
                 {
                     "name": link.name,
-                    "alive": link.name in self._alive,
+                    "alive": self.table.is_alive(link.name),
                     "local": False,
                     "witness": link.witness,
                     "stuck": stuck,

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ipkeeper.cluster import catalog
@@ -26,31 +26,24 @@ from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.extend import check_extension, extend
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
+from ipkeeper.engine.peertable import Reported
 
 log = logging.getLogger("ipkeeper.cluster")
 
 
 class ClusterService:
-    """Implements engine.peers.Peers over a ClusterNode."""
+    """Implements engine.peers.Peers over a ClusterNode, feeding the engine's peer table."""
 
     def __init__(self, node: ClusterNode, engine: Engine) -> None:
         self.node = node
         self.engine = engine
-        self.remote: dict[str, dict[str, dict[str, Any]]] = {}
-        self.reported: set[str] = set()  # peers whose states arrived since they came up
-        self.ready_peers: set[str] = set()  # ... and whose states are true (reconciled)
-        # Peers that reported since they were last judged dead (or restarted): a
-        # report can arrive on a channel before the heartbeats prove the peer
-        # alive, and is then already the news of its new life.
-        self.fresh: set[str] = set()
+        self.table = engine.table
         # Until this server has reconciled its store with its kernel at start-up,
         # its recorded states may be stale: it reports them as not ready, and
         # peers take it to hold nothing yet.
         self.ready = False
         self.boot = uuid.uuid4().hex  # this run of the daemon, so peers can order our reports
         self._sequence = 0
-        self._stamps: dict[str, tuple[str, int]] = {}
-        self.on_states: list[Callable[[str], None]] = []  # told of each report from a ready peer
         self.on_peer: list[Callable[[str, bool], None]] = []
         self._publish_pending = False
         node.handlers.update(
@@ -81,7 +74,12 @@ class ClusterService:
 
     def alive(self) -> set[str]:
         """Servers alive now, this one included."""
-        return self.node.alive()
+        return self.table.alive()
+
+    @property
+    def reported(self) -> set[str]:
+        """Peers whose states have arrived in their current life (ready or not)."""
+        return {n for n, r in self.table.peers.items() if r.reported}
 
     @property
     def dropped(self) -> int:
@@ -94,28 +92,15 @@ class ClusterService:
 
     def has_reported(self, server: str) -> bool:
         """True once `server` has reported ready states since it became alive."""
-        return server in self.ready_peers
+        return self.table.has_reported(server)
 
-    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+    def states_of(self, server: str) -> Mapping[str, Reported]:
         """The last states `server` reported (nothing while it is still starting)."""
-        return self.remote.get(server, {})
+        return self.table.states_of(server)
 
     def forget_holding(self, server: str, resource_ids: set[str]) -> bool:
         """See engine.peers.Peers.forget_holding (only for servers not alive)."""
-        if server in self.alive():
-            return False
-        changed = False
-        for rid in resource_ids & set(self.remote.get(server, {})):
-            entry = self.remote[server][rid]
-            holding = entry.get("state") not in (None, "OSU", "OSF") or entry.get("pending")
-            if not holding and not entry.get("handover"):
-                continue
-            retired = {**entry, "pending": None, "handover": False}
-            if holding:
-                retired.update(state="OSU", reason="held by another server since it died")
-            self.remote[server][rid] = retired
-            changed = True
-        return changed
+        return self.table.forget_holding(server, resource_ids)
 
     def mark_ready(self) -> None:
         """Start-up reconciliation is done: from now on this server's states are true."""
@@ -139,7 +124,10 @@ class ClusterService:
 
     def _docs_for(self, resource_ids: list[str]) -> list[dict[str, Any]]:
         repo = self.engine.repo
-        return [catalog.export(repo, rec) for rid in resource_ids if (rec := repo.resource(rid))]
+        edges = repo.dependencies()
+        return [
+            catalog.export(repo, rec, edges) for rid in resource_ids if (rec := repo.resource(rid))
+        ]
 
     def publish_catalog(self, resource_ids: list[str]) -> None:
         """Send these definitions to every live peer."""
@@ -197,19 +185,15 @@ class ClusterService:
         self.node.broadcast("states", self._report())
 
     def _states(self, peer: str, data: dict[str, Any]) -> None:
-        # Reports go on every path; one delayed on a slow path must not undo a newer one.
-        stamp = (str(data.get("boot", "")), int(data.get("seq", 0)))
-        last = self._stamps.get(peer)
-        if last is not None and last[0] == stamp[0] and stamp[1] <= last[1]:
-            return
-        self._stamps[peer] = stamp
-        self.remote[peer] = dict(data.get("states", {}))
-        self.reported.add(peer)
-        self.fresh.add(peer)
-        if data.get("ready"):
-            self.ready_peers.add(peer)
-            for listener in self.on_states:
-                listener(peer)
+        # Reports go on every path; the table keeps only the newest of each run.
+        states = data.get("states", {})
+        self.table.report(
+            peer,
+            str(data.get("boot", "")),
+            int(data.get("seq", 0)),
+            bool(data.get("ready")),
+            states if isinstance(states, dict) else {},
+        )
 
     def _resync(self, peer: str) -> None:
         """Exchange digests and states again (a path came back or was re-established)."""
@@ -217,22 +201,12 @@ class ClusterService:
         self.node.send(peer, "states", self._report(), every_path=True)
 
     def _peer_restarted(self, peer: str) -> None:
-        self.fresh.discard(peer)
-        self._peer_changed(peer, True)
+        self.table.restarted(peer)
+        self._resync(peer)
 
     def _peer_changed(self, peer: str, alive: bool) -> None:
         if alive:
-            if peer not in self.fresh:
-                # What it reported before it went away is history now: until it
-                # reports again, it holds nothing as far as decisions go.
-                self.remote[peer] = {}
-                self.reported.discard(peer)
-                self.ready_peers.discard(peer)
             self._resync(peer)
-        else:
-            self.fresh.discard(peer)
-            self.reported.discard(peer)
-            self.ready_peers.discard(peer)
         for listener in self.on_peer:
             listener(peer, alive)
 

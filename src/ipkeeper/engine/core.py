@@ -12,12 +12,17 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from ipkeeper.config.tunables import Tunables
+from ipkeeper.engine import steps
+from ipkeeper.engine.clusterview import ViewBuilder
 from ipkeeper.engine.locks import HierarchyLocks
 from ipkeeper.engine.peers import Peers, Standalone
+from ipkeeper.engine.peertable import PeerTable
+from ipkeeper.engine.steps import StepResult
+from ipkeeper.kits.base import Kit
 from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.registry import KitRegistry
 from ipkeeper.metrics import Metrics
@@ -28,16 +33,6 @@ from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import Repo, ResourceRecord, StoredSet
 
 log = logging.getLogger("ipkeeper.engine")
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """How a hierarchy operation ended: ok, or the resource that failed and why."""
-
-    ok: bool
-    reason: str
-    failed: str | None = None  # resource id
-    step: str | None = None
 
 
 class Engine:
@@ -51,6 +46,7 @@ class Engine:
         kits: KitRegistry,
         tunables: Tunables,
         workers: int = 8,
+        table: PeerTable | None = None,
     ) -> None:
         self.server = server
         self.repo = repo
@@ -62,13 +58,16 @@ class Engine:
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kit")
         self.busy: dict[str, tuple[str, float]] = {}  # resource id -> (action, started)
         self.last_check: dict[str, tuple[KitResult, float]] = {}  # resource id -> (result, when)
-        self.peers: Peers = Standalone(server)
+        self.table = table or PeerTable(server)  # what is known of each peer
+        self.peers: Peers = Standalone(server, self.table)
         self.metrics = Metrics()
         self.witness = False  # a witness votes but holds no resources
         # Resources this server gave up after a failure it could not repair, for
         # another server to take over; reported to peers until somebody does
         # (stored: a restart in between must not lose the hand-over).
         self.handed_over = StoredSet(repo, "handed_over")
+        self.view = ViewBuilder(server, repo, self.table, self.handed_over)
+        self.view.quorum_mode = lambda: str(tunables.get("QUORUM"))
 
     def close(self) -> None:
         """Stop the worker threads (running actions finish first)."""
@@ -82,7 +81,7 @@ class Engine:
 
     def hierarchy_of(self, resource_id: str) -> set[str]:
         """The ids of the hierarchy `resource_id` belongs to."""
-        return self.graph().component(resource_id)
+        return set(self.view.members_of(resource_id))
 
     def tag(self, resource_id: str) -> str:
         """This server's tag for a resource (for messages)."""
@@ -171,77 +170,83 @@ class Engine:
             return ResourceState.ISU
         return ResourceState.ISP
 
+    async def act_many(self, recs: list[ResourceRecord], action: str) -> list[KitResult]:
+        """Run one action on many resources at once; results in the same order, never raises.
+
+        A kit that can do many at once (`restore_many`, `remove_many`) gets all of
+        its resources in one call, in one worker thread, under the sum of the
+        limits of a first one and a small share per further one; for the
+        others, each resource's action runs on its own worker thread.
+        """
+        results: dict[int, KitResult] = {}
+        by_kit: dict[str, list[int]] = {}
+        for index, rec in enumerate(recs):
+            by_kit.setdefault(rec.kind, []).append(index)
+        jobs = []
+        for kind, indexes in by_kit.items():
+            kit = self.kits.get(kind)
+            many = getattr(kit, f"{action}_many", None)
+            if many is not None and len(indexes) > 1:
+                jobs.append(self._act_batch(kit, many, [recs[i] for i in indexes], action))
+            else:
+                jobs.append(self._act_each([recs[i] for i in indexes], action))
+        for indexes, found in zip(by_kit.values(), await asyncio.gather(*jobs), strict=True):
+            results.update(zip(indexes, found, strict=True))
+        return [results[i] for i in range(len(recs))]
+
+    async def _act_each(self, recs: list[ResourceRecord], action: str) -> list[KitResult]:
+        return list(await asyncio.gather(*(self.act(rec, action) for rec in recs)))
+
+    async def _act_batch(
+        self, kit: Kit, many: Callable[[list[Instance]], list[KitResult]],
+        recs: list[ResourceRecord], action: str,
+    ) -> list[KitResult]:  # fmt: skip
+        instances = [self.instance(rec) for rec in recs]
+        limit = kit.time_limit(instances[0], action) + 0.01 * len(recs)
+        started = time.monotonic()
+        for rec in recs:
+            self.busy[rec.id] = (action, started)
+        running = asyncio.get_running_loop().run_in_executor(self.pool, many, instances)
+        try:
+            found = await asyncio.wait_for(asyncio.shield(running), limit)
+        except TimeoutError:
+            log.error(
+                "%s of %d resources overran %.0fs; waiting for it to end", action, len(recs), limit
+            )
+            with contextlib.suppress(Exception):
+                await running
+            failed = KitResult(
+                Outcome.FAILED_NODE, f"{action} overran its time limit of {limit:.0f}s", step=action
+            )
+            return [failed] * len(recs)
+        except Exception as exc:  # a kit bug must not take the daemon down
+            log.exception("%s of %d resources raised", action, len(recs))
+            failed = KitResult(
+                Outcome.FAILED_NODE, f"{action} failed unexpectedly: {exc}", step=action
+            )
+            return [failed] * len(recs)
+        finally:
+            for rec in recs:
+                self.busy.pop(rec.id, None)
+        if len(found) != len(recs):
+            failed = KitResult(
+                Outcome.FAILED_NODE,
+                f"{action}: the kit answered for {len(found)} of {len(recs)}",
+                step=action,
+            )
+            return [failed] * len(recs)
+        return found
+
     async def bring_up(self, ids: set[str], why: str) -> StepResult:
         """Bring `ids` in service here, children first; on a failure undo what this did."""
-        graph = self.graph()
-        brought: list[ResourceRecord] = []
-        for rid in graph.up_order(ids):
-            rec = self.repo.resource(rid)
-            current = self.repo.local_state(rid)
-            if rec is None or current is None:
-                continue
-            if current.state.in_service and current.pending is None:
-                continue
-            marker = "create" if current.pending == "create" else "restore"
-            self.repo.set_state(rid, current.state, current.reason, pending=marker)
-            result = await self.act(rec, "restore")
-            if result.ok:
-                self.record(
-                    rec,
-                    self.in_service_state(rec),
-                    "restore",
-                    f"{why}: {result.reason}",
-                    timings=result.timings,
-                )
-                brought.append(rec)
-                continue
-            if result.step == "unique":
-                # Nothing is wrong here: someone else answers for the address.
-                state, kind = ResourceState.OSU, "not-taken"
-            else:
-                state, kind = ResourceState.OSF, "restore-failed"
-                await self.act(rec, "remove")  # whatever the failed restore left behind
-            # A creation that failed is deleted (at once, or at the next start).
-            after = "delete" if marker == "create" else None
-            self.record(
-                rec, state, kind, f"{why}: {result.reason}", pending=after, step=result.step
-            )
-            for done in reversed(brought):
-                self.repo.set_state(
-                    done.id, self.in_service_state(done), "being undone", pending="remove"
-                )
-                undo = await self.act(done, "remove")
-                state = ResourceState.OSU if undo.ok else ResourceState.OSF
-                self.record(
-                    done,
-                    state,
-                    "remove",
-                    f"undone because {rec.tag_on(self.server)} failed: {undo.reason}",
-                )
-            return StepResult(False, result.reason, failed=rid, step=result.step)
-        return StepResult(True, why)
+        return (await steps.bring_up_many(self, [(ids, why)]))[0]
+
+    async def bring_up_many(self, groups: list[tuple[set[str], str]]) -> list[StepResult]:
+        """Bring several hierarchies in service here together (see engine/steps.py)."""
+        return await steps.bring_up_many(self, groups)
 
     async def take_down(
         self, ids: set[str], why: str, final: ResourceState = ResourceState.OSU
     ) -> StepResult:
         """Take `ids` out of service here, parents first; stops at the first failure."""
-        graph = self.graph()
-        for rid in graph.down_order(ids):
-            rec = self.repo.resource(rid)
-            current = self.repo.local_state(rid)
-            if rec is None or current is None:
-                continue
-            if not current.state.in_service and current.pending is None:
-                if final is ResourceState.OSF and current.state is not ResourceState.OSF:
-                    self.record(rec, final, "state", why)
-                continue
-            # A deletion stays marked until the rows are gone, so a crash finishes it.
-            marker = "delete" if current.pending == "delete" else "remove"
-            self.repo.set_state(rid, current.state, current.reason, pending=marker)
-            result = await self.act(rec, "remove")
-            if not result.ok:
-                self.record(rec, ResourceState.OSF, "remove-failed", f"{why}: {result.reason}")
-                return StepResult(False, result.reason, failed=rid, step=result.step)
-            kept = marker if marker == "delete" else None
-            self.record(rec, final, "remove", f"{why}: {result.reason}", pending=kept)
-        return StepResult(True, why)
+        return await steps.take_down(self, ids, why, final)

@@ -1,7 +1,9 @@
 """Pure decisions: what the engine should do, and the one-line reason why.
 
-No I/O, no clock, no globals: every input is an argument, so priorities,
-recovery budgets and start-up reconciliation are plain unit tests.
+No I/O, no clock, no globals: every input is an argument (the frozen view,
+the time, the policy), so priorities, recovery budgets, fencing, quorum
+release, back-off, switchback and start-up reconciliation are plain unit
+tests with an injected clock.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ipkeeper.config.tunables import Tunables
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
+from ipkeeper.model.view import ClusterView, HierarchyId, HierarchyView
 
 
 class Action(StrEnum):
@@ -25,15 +29,19 @@ class Action(StrEnum):
     FINISH_CREATE = "finish-create"
     FINISH_DELETE = "finish-delete"
     STAND_DOWN = "stand-down"  # another server holds it: record OSU here, touch nothing
+    WAIT = "wait"  # something should happen, but not before `wait_until`
+    SWITCH_BACK = "switch-back"  # move it to `target`, a better server that rejoined (R23)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """An action, its one-line reason, and the server it concerns, if another."""
+    """An action, its one-line reason, the server it concerns if another, and for
+    a decision that must wait, the monotonic time until which it waits."""
 
     action: Action
     reason: str
     target: str | None = None
+    wait_until: float | None = None
 
 
 def on_check_failure(result: KitResult, recoveries_in_window: int, budget: int) -> Decision:
@@ -109,32 +117,22 @@ def reconcile(state: ResourceState | None, pending: str | None, active: bool) ->
     return Decision(Action.NOTHING, "out of service, as recorded")
 
 
-def plan(
-    priorities: dict[str, int],
-    holders: set[str] | frozenset[str],
-    dead_holders: set[str] | frozenset[str],
-    failed: set[str] | frozenset[str],
-    alive: set[str],
-    here: str,
-    may_take_over: bool,
-    abandoned: set[str] | frozenset[str] = frozenset(),
-    running: set[str] | frozenset[str] | None = None,
-    unheard: set[str] | frozenset[str] = frozenset(),
-) -> Decision:
+def plan(h: HierarchyView, alive: set[str], here: str, may_take_over: bool) -> Decision:
     """What this server should do about one hierarchy, given who holds it (R22, R32).
 
     - Running on more than one live server (split brain): all but the best
-      priority give it up. Only servers really running it (`running`) count:
-      one still bringing it up may yet fail.
+      priority give it up. Only servers really running it count: one still
+      bringing it up may yet fail.
     - Held (running or coming up) by a live server: nothing.
     - Held by nobody alive, last held by a server that died, or given up by a
       server after a failure it could not repair (`abandoned`): once every
-      live server has reported its states (`unheard` is empty), the live
-      server with the best priority where it has not failed takes it over,
-      if it may. A server where it failed is used only when no other is left,
-      and a server never takes back what it gave up itself.
+      live server has reported its states, the live server with the best
+      priority where it has not failed takes it over, if it may. A server
+      where it failed is used only when no other is left, and a server never
+      takes back what it gave up itself.
     """
-    running = holders if running is None else running
+    priorities = h.priorities
+    running, holders = h.running, h.holders
     if len(running) > 1 and here in running:
         best = min(running, key=lambda s: (priorities.get(s, 1000), s))
         if best != here:
@@ -146,17 +144,19 @@ def plan(
         return Decision(Action.NOTHING, "in service here and elsewhere; the others give it up")
     if holders:
         return Decision(Action.NOTHING, f"in service on {', '.join(sorted(holders))}")
-    if not dead_holders and not abandoned:
+    dead, abandoned = h.dead_holders, h.abandoned
+    if not dead and not abandoned:
         return Decision(Action.NOTHING, "out of service")
+    unheard = h.unheard(here)
     if unheard:
         return Decision(Action.NOTHING, f"waiting to hear from {', '.join(sorted(unheard))}")
-    if dead_holders:
-        why = f"{', '.join(sorted(dead_holders))} died holding it"
+    if dead:
+        why = f"{', '.join(sorted(dead))} died holding it"
         fallback = failover_target(priorities, alive)
     else:
         why = f"{', '.join(sorted(abandoned))} gave it up after a failure"
         fallback = failover_target(priorities, alive, exclude=set(abandoned))
-    target = failover_target(priorities, alive, exclude=set(failed)) or fallback
+    target = failover_target(priorities, alive, exclude=set(h.failed)) or fallback
     if target is None:
         return Decision(Action.NOTHING, f"{why} and no live server can take it over")
     if target != here:
@@ -164,6 +164,127 @@ def plan(
     if not may_take_over:
         return Decision(Action.NOTHING, f"{why}, but without quorum this server takes nothing over")
     return Decision(Action.RESTORE, f"{why}; taking it over (priority {priorities[here]})", here)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The tunables decisions depend on, read once per pass."""
+
+    quorum: str = "none"
+    quorum_release: float = 2.0
+    quorum_grace: float = 1.0
+    retry_first: float = 0.5
+    retry_max: float = 10.0
+
+    @classmethod
+    def from_tunables(cls, tunables: Tunables) -> Policy:
+        """The policy in force now."""
+        return cls(
+            tunables.get("QUORUM"),
+            tunables.get("QUORUM_RELEASE"),
+            tunables.get("QUORUM_GRACE"),
+        )
+
+
+def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> Decision:
+    """What this server does about hierarchy `hid` at time `now` (monotonic seconds).
+
+    `plan` says who should hold it; time decides when:
+    - in a minority (QUORUM=majority), what is held here is given up once
+      QUORUM_RELEASE has passed since quorum was lost (R32), and nothing is
+      taken over;
+    - a takeover from a dead holder under QUORUM=majority waits until
+      QUORUM_RELEASE + QUORUM_GRACE after its death, the time a merely cut-off
+      holder needs to give it up (R32);
+    - after a failed takeover, the next try waits 0.5 s, 1 s, 2 s ... up to
+      10 s (the address may still answer somewhere);
+    - with automatic switchback, a hierarchy held here moves to a better
+      server that (re)joined after this one took it (R23).
+    A decision that must wait says until when (`wait_until`).
+    """
+    h = view.hierarchies[hid]
+    me = view.me
+    here = h.places.get(me)
+    quorum = view.quorum
+    if not quorum.has_quorum and here is not None and here.holding:
+        since = quorum.minority_since if quorum.minority_since is not None else now
+        release_at = since + policy.quorum_release
+        if now >= release_at:
+            return Decision(
+                Action.REMOVE, f"no quorum for {policy.quorum_release:g}s: giving it up (R32)"
+            )
+        return Decision(
+            Action.WAIT,
+            f"in a minority: giving it up in {release_at - now:.1f}s unless quorum returns",
+            wait_until=release_at,
+        )
+    decision = plan(h, view.alive(), me, quorum.has_quorum)
+    if decision.action is Action.RESTORE:
+        return _when_to_take_over(view, h, now, policy, decision)
+    if decision.action is Action.NOTHING and here is not None and here.running:
+        return _switchback(view, h, decision)
+    return decision
+
+
+def _when_to_take_over(
+    view: ClusterView, h: HierarchyView, now: float, policy: Policy, decision: Decision
+) -> Decision:
+    dead = h.dead_holders
+    if dead and policy.quorum == "majority":
+        since = max(
+            (d if (p := view.peers.get(s)) and (d := p.died_at) is not None else view.started)
+            for s in dead
+        )
+        fenced_until = since + policy.quorum_release + policy.quorum_grace
+        if now < fenced_until:
+            return Decision(
+                Action.WAIT,
+                f"{', '.join(sorted(dead))} died holding it; waiting {fenced_until - now:.1f}s "
+                "before taking it over, so that a holder that is only cut off has given it up "
+                "(QUORUM=majority)",
+                wait_until=fenced_until,
+            )
+    attempt = view.attempts.get(h.id)
+    if attempt is not None and attempt.tries:
+        retry_at = attempt.last + min(
+            policy.retry_first * 2 ** (attempt.tries - 1), policy.retry_max
+        )
+        if now < retry_at:
+            return Decision(
+                Action.WAIT,
+                f"{decision.reason}: try {attempt.tries + 1} in {retry_at - now:.1f}s",
+                wait_until=retry_at,
+            )
+    return decision
+
+
+def _switchback(view: ClusterView, h: HierarchyView, decision: Decision) -> Decision:
+    if h.switchback != "automatic":
+        return decision
+    me = view.me
+    mine = h.priorities[me]
+    better = []
+    for server, place in h.places.items():
+        peer = view.peers.get(server)
+        if (
+            peer is None
+            or not place.alive
+            or not place.reported
+            or place.failed
+            or place.priority >= mine
+            or peer.joined_at is None
+        ):
+            continue
+        if h.held_since is None or peer.joined_at > h.held_since:
+            better.append(server)
+    if not better:
+        return decision
+    best = min(better, key=lambda s: (h.priorities[s], s))
+    return Decision(
+        Action.SWITCH_BACK,
+        f"automatic switchback to {best} (better priority, rejoined)",
+        best,
+    )
 
 
 def defer_to_holders(decision: Decision, holders: set[str], active: bool = False) -> Decision:

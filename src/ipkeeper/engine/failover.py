@@ -1,245 +1,237 @@
 """Failover, switchback and quorum: the cluster's decision loop (R22, R23, R32).
 
-The loop wakes when membership changes, when a peer reports its states, and
-every half second. For each hierarchy extended here it gathers who holds it
-(placement.py), asks decide.plan what this server should do, and does it:
-take over a hierarchy whose holder died (the live server with the best
-priority acts; the others wait), give up a hierarchy that a better server
-also holds (split brain healed), move a hierarchy back to a better server
-that rejoined (automatic switchback), and, in a minority with
-QUORUM=majority, take nothing over and give everything up after
-QUORUM_RELEASE (the majority, for its part, waits that long and
-QUORUM_GRACE more before taking over from a dead holder). A failed local
-recovery (from the monitor) moves the hierarchy to the next server by
-priority, one after the other.
+The loop is woken by changes, not by a clock: the view builder marks the
+hierarchies that a change concerns (a peer died: what is extended to it; a
+report arrived: the hierarchies it changed), and each pass decides exactly
+those, with `decide(view, hierarchy, now, policy)`. A decision that must
+wait (quorum release, the majority's fencing wait, back-off after a failed
+takeover) says until when, and the loop wakes then. A full pass every
+SAFETY_PASS seconds catches anything a lost notification would leave.
+
+What it does with a decision:
+- take over (RESTORE): every hierarchy that needs it in one pass is brought
+  up in one batch (engine.bring_up_many), so a dead peer's thousand VIPs come
+  up together rather than one after another;
+- give up (REMOVE): split brain healed, or no quorum for QUORUM_RELEASE;
+- switch back (SWITCH_BACK): to a better server that rejoined (R23).
+
+Work for one hierarchy never overlaps: while a task runs for it, or an
+administrative operation holds its locks, it is decided again only after.
+A failed local recovery (from the monitor) hands the hierarchy to the next
+server by priority, one after the other (`local_failure`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 
 from ipkeeper.engine import decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
-from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, switch_back, up_on
-from ipkeeper.engine.placement import Placement, anchor, placement, retire_dead_holders
+from ipkeeper.engine.moves import bring_up_many_here, hierarchy_down, switch_back, up_on
+from ipkeeper.engine.placement import placement, retire_dead_holders
 from ipkeeper.model.states import ResourceState
+from ipkeeper.model.view import Attempt, ClusterView, HierarchyId, HierarchyView
 
 log = logging.getLogger("ipkeeper.failover")
 
-RETRY_FIRST, RETRY_MAX = (
-    0.5,
-    10.0,
-)  # back-off between takeover tries while the address still answers
+SAFETY_PASS = 5.0  # seconds between full passes over every hierarchy
 
 
 class Failover:
     """Decides and acts for this server; see the module docstring."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
+        self.clock = clock
+        self.view = engine.view
         self.wake = asyncio.Event()
-        self.rejoined: set[str] = set()  # peers that came back and have not been considered yet
-        self._waiting_states: set[str] = set()
-        self._tried: dict[frozenset[str], tuple[float, int]] = {}  # last try, tries
-        self._running: dict[frozenset[str], asyncio.Task[None]] = {}  # the latest per hierarchy
+        self.view.on_change.append(self.wake.set)
+        engine.locks.on_release.append(self._released)
+        self._running: dict[HierarchyId, asyncio.Task[None]] = {}
+        self._deferred: set[HierarchyId] = set()  # to decide once their task or lock is done
+        self._timers: dict[HierarchyId, float] = {}  # decide again at this time
+        self._waiting: dict[HierarchyId, str] = {}  # the wait last reported, said once
         self._tasks: set[asyncio.Task[None]] = set()
-        self.minority_since: float | None = None
-        self.started = time.monotonic()
-        self._died_at: dict[str, float] = {}
-        self._fencing: set[frozenset[str]] = set()  # takeovers told to wait (said once)
+        self._last_full = 0.0
+        self._had_quorum = True
+
+    # -- being told ----------------------------------------------------------------
 
     def peer_changed(self, peer: str, alive: bool) -> None:
-        """Membership listener: a peer died or came back."""
-        self._tried.clear()  # a new situation: takeovers may be tried at once again
-        if alive and self.engine.peers.has_reported(peer):
-            self.rejoined.add(peer)  # its report arrived before its heartbeats proved it alive
-        elif alive:
-            self._waiting_states.add(peer)
-        else:
-            self._died_at[peer] = time.monotonic()
-            self._waiting_states.discard(peer)
-            self.rejoined.discard(peer)
+        """Membership listener: a new situation, so takeovers may be tried at once again."""
+        self.view.attempts.clear()
+        self.view.mark_all()
         self.wake.set()
 
-    def states_received(self, peer: str) -> None:
-        """A peer reported its states: after a rejoin, it may now get hierarchies back."""
-        if peer in self._waiting_states:
-            self._waiting_states.discard(peer)
-            self.rejoined.add(peer)
-        self.wake.set()
+    def _released(self, resource_ids: set[str]) -> None:
+        self.view.mark_resources(resource_ids)
+
+    # -- the loop --------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Evaluate on every wake-up, and every half second, until `stop`."""
+        """Decide on every wake-up until `stop`."""
         while not stop.is_set():
+            now = self.clock()
+            deadline = min([*self._timers.values(), self._last_full + SAFETY_PASS])
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), 0.5)
+                await asyncio.wait_for(self.wake.wait(), max(deadline - now, 0.0))
             self.wake.clear()
             try:
-                await self.evaluate()
+                self.evaluate()
             except Exception:
                 log.exception("failover evaluation failed")
         for task in self._tasks:
             task.cancel()
 
-    async def evaluate(self) -> None:
-        """One pass over every hierarchy extended here."""
-        engine = self.engine
-        alive = engine.peers.alive()
-        quorum = engine.peers.has_quorum()
-        self._quorum(quorum)
-        rejoined, self.rejoined = self.rejoined, set()
-        for ids in engine.graph().components():
-            key = frozenset(ids)
-            if key in self._running or any(engine.locks.busy(r) for r in ids):
-                self.rejoined |= rejoined  # consider the rejoined peers again next time
+    def evaluate(self) -> None:
+        """One pass over the hierarchies that changed, whose timers ran out, or all of them."""
+        engine, now = self.engine, self.clock()
+        if now - self._last_full >= SAFETY_PASS:
+            self._last_full = now
+            self.view.mark_all()
+        self._quorum(now)
+        due = {hid for hid, at in self._timers.items() if at <= now}
+        for hid in due:
+            del self._timers[hid]
+        todo = self.view.take_changed() | due | self._deferred
+        self._deferred = set()
+        view = self.view.view()
+        policy = decide.Policy.from_tunables(engine.tunables)
+        takeovers: list[tuple[HierarchyId, HierarchyView, str]] = []
+        for hid in sorted(todo):
+            h = view.hierarchies.get(hid)
+            if h is None or not h.extended_here:
                 continue
-            if not any(engine.repo.local_state(r) for r in ids):
+            if hid in self._running or any(engine.locks.busy(r) for r in h.members):
+                self._deferred.add(hid)
                 continue
-            where = placement(engine, ids)
-            if where.holders:
-                engine.handed_over.discard(ids)  # somebody has it now
-            stale = where.dead_holders | (where.abandoned - alive)
-            if where.running and stale and retire_dead_holders(engine, ids):
-                where = placement(engine, ids)
-            decision = decide.plan(
-                where.priorities,
-                where.holders,
-                where.dead_holders,
-                where.failed,
-                alive,
-                engine.server,
-                quorum,
-                where.abandoned,
-                where.running,
-                where.unheard,
-            )
-            self._act(ids, where, decision, rejoined & alive)
-            if engine.server in where.holders:
-                self._tried.pop(key, None)
-
-    def _act(
-        self, ids: set[str], where: Placement, decision: decide.Decision, rejoined: set[str]
-    ) -> None:
-        """Start what `decision` asks for one hierarchy (or an automatic switchback)."""
-        engine, key = self.engine, frozenset(ids)
-        restore = decision.action is decide.Action.RESTORE
-        fenced = restore and self._fenced(key, where.dead_holders)
-        if not fenced:
-            self._fencing.discard(key)
-        if restore:
-            if not fenced and self._may_try(key):
-                self._start(key, lambda: self._take_over(ids, decision.reason))
-        elif decision.action is decide.Action.REMOVE:
-            self._start(key, lambda: hierarchy_down(engine, ids, decision.reason))
-        elif engine.server in where.holders and where.switchback == "automatic":
-            better = [
-                s for s in rejoined
-                if s in where.priorities and s not in where.failed
-                and where.priorities[s] < where.priorities[engine.server]
-            ]  # fmt: skip
-            if better:
-                best = min(better, key=lambda s: where.priorities[s])
-                self._start(key, lambda: switch_back(engine, ids, best))
-
-    def _fenced(self, key: frozenset[str], dead: frozenset[str]) -> bool:
-        """With QUORUM=majority, True while a dead holder may only be cut off and
-        still holding it: it gives it up after QUORUM_RELEASE in its minority, so
-        the takeover waits that long and QUORUM_GRACE more (R32)."""
-        tunables = self.engine.tunables
-        if not dead or tunables.get("QUORUM") != "majority":
-            return False
-        wait = tunables.get("QUORUM_RELEASE") + tunables.get("QUORUM_GRACE")
-        since = max(self._died_at.get(s, self.started) for s in dead)
-        left = since + wait - time.monotonic()
-        if left <= 0:
-            return False
-        if key not in self._fencing:
-            self._fencing.add(key)
-            self.engine.events.add(
-                "failover",
-                f"{', '.join(sorted(dead))} died holding it; waiting {left:.1f}s before taking it "
-                "over, so that a holder that is only cut off has given it up (QUORUM=majority)",
-                tag=self.engine.tag(anchor(self.engine, set(key))),
-            )
-            asyncio.get_running_loop().call_later(left, self.wake.set)
-        return True
-
-    def _may_try(self, key: frozenset[str]) -> bool:
-        """Take over at once; after a failed try, wait 0.5 s, 1 s, 2 s ... up to 10 s."""
-        now = time.monotonic()
-        last, tries = self._tried.get(key, (0.0, 0))
-        if tries and now - last < min(RETRY_FIRST * 2 ** (tries - 1), RETRY_MAX):
-            return False
-        self._tried[key] = (now, tries + 1)
-        return True
-
-    def _start(self, key: frozenset[str], work: Callable[[], Awaitable[object]]) -> None:
-        """Run `work()` for hierarchy `key` on a task, after any still running for it."""
-        before = self._running.get(key)
-
-        async def guarded() -> None:
-            try:
-                if before is not None:
-                    await asyncio.wait({before})
-                await work()
-            except OpError as exc:
-                log.info("%s", exc)
-            except Exception:
-                log.exception("failover action failed")
-            finally:
-                if self._running.get(key) is asyncio.current_task():
-                    del self._running[key]
+            if self._bookkeeping(h):
+                self._deferred.add(hid)  # facts changed: decide on the new ones next pass
                 self.wake.set()
+                continue
+            decision = decide.decide(view, hid, now, policy)
+            if decision.action is decide.Action.RESTORE:
+                takeovers.append((hid, h, decision.reason))
+            else:
+                self._act(view, h, decision)
+        if takeovers:
+            self._take_over(takeovers, now)
 
-        task = asyncio.create_task(guarded())
-        self._running[key] = task
+    def _bookkeeping(self, h: HierarchyView) -> bool:
+        """Facts that follow from the view: a hand-over is over once somebody holds it; a
+        dead server's last report stops counting once a live server runs it. True when
+        anything changed."""
+        engine = self.engine
+        changed = False
+        if h.holders and engine.server in h.abandoned:
+            engine.handed_over.discard(set(h.members))
+            changed = True
+        stale = h.dead_holders | {s for s in h.abandoned if not h.places[s].alive}
+        if h.running and stale and retire_dead_holders(engine, set(h.members)):
+            changed = True
+        if engine.server in h.holders:
+            self.view.attempts.pop(h.id, None)
+        return changed
+
+    def _act(self, view: ClusterView, h: HierarchyView, decision: decide.Decision) -> None:
+        """Start what `decision` asks for one hierarchy."""
+        engine, ids = self.engine, set(h.members)
+        if decision.action is decide.Action.WAIT:
+            assert decision.wait_until is not None
+            self._timers[h.id] = decision.wait_until
+            kind = re.sub(r"\d+(\.\d+)?", "N", decision.reason)  # said once per kind of wait
+            if self._waiting.get(h.id) != kind:
+                self._waiting[h.id] = kind
+                engine.events.add("failover", decision.reason, tag=h.tag)
+            return
+        self._waiting.pop(h.id, None)
+        if decision.action is decide.Action.REMOVE:
+            self._start(h.id, lambda: hierarchy_down(engine, ids, decision.reason))
+        elif decision.action is decide.Action.SWITCH_BACK and decision.target is not None:
+            target = decision.target
+            self._start(h.id, lambda: switch_back(engine, ids, target))
+
+    def _take_over(self, batch: list[tuple[HierarchyId, HierarchyView, str]], now: float) -> None:
+        """Bring every hierarchy of `batch` up here, together (one task, one kit batch)."""
+        engine = self.engine
+        for hid, h, reason in batch:
+            self._waiting.pop(hid, None)
+            last = self.view.attempts.get(hid)
+            self.view.attempts[hid] = Attempt(now, (last.tries if last else 0) + 1)
+            engine.events.add("failover", reason, tag=h.tag)
+
+        async def work() -> None:
+            started = time.monotonic()
+            groups = [(set(h.members), reason) for _, h, reason in batch]
+            results = await bring_up_many_here(engine, groups)
+            elapsed = time.monotonic() - started
+            for (_, h, _), result in zip(batch, results, strict=True):
+                outcome = "ok" if result.ok else "failed"
+                engine.metrics.failovers.labels(h.tag, "taken", outcome).inc()
+                if result.ok:
+                    engine.metrics.failover_seconds.labels(h.tag, "taken").observe(elapsed)
+
+        task = asyncio.create_task(self._guarded(work))
+        for hid, _, _ in batch:
+            self._running[hid] = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _take_over(self, ids: set[str], reason: str) -> None:
-        engine = self.engine
-        tag = engine.tag(anchor(engine, ids))
-        engine.events.add("failover", reason, tag=tag)
-        started = time.monotonic()
-        try:
-            await hierarchy_up(engine, ids, reason)
-        except OpError:
-            engine.metrics.failovers.labels(tag, "taken", "failed").inc()
-            raise
-        engine.metrics.failovers.labels(tag, "taken", "ok").inc()
-        engine.metrics.failover_seconds.labels(tag, "taken").observe(time.monotonic() - started)
+    def _start(self, hid: HierarchyId, work: Callable[[], Awaitable[object]]) -> None:
+        """Run `work()` for hierarchy `hid` on a task, after any still running for it."""
+        before = self._running.get(hid)
 
-    def _quorum(self, quorum: bool) -> None:
+        async def queued() -> None:
+            if before is not None:
+                await asyncio.wait({before})
+            await work()
+
+        task = asyncio.create_task(self._guarded(queued))
+        self._running[hid] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, work: Callable[[], Awaitable[object]]) -> None:
+        me = asyncio.current_task()
+        try:
+            await work()
+        except OpError as exc:
+            log.info("%s", exc)
+        except Exception:
+            log.exception("failover action failed")
+        finally:
+            for hid in [h for h, t in self._running.items() if t is me]:
+                del self._running[hid]
+                self._deferred.add(hid)
+            self.wake.set()
+
+    def _quorum(self, now: float) -> None:
+        """Keep the time quorum was lost, and say when it is lost and regained."""
         engine = self.engine
+        quorum = engine.peers.has_quorum()
+        if quorum == self._had_quorum:
+            return
+        self._had_quorum = quorum
+        self.view.mark_all()
         if quorum:
-            if self.minority_since is not None:
-                engine.events.add("quorum", "quorum regained")
-            self.minority_since = None
+            self.view.minority_since = None
+            engine.events.add("quorum", "quorum regained")
             return
-        now = time.monotonic()
+        self.view.minority_since = now
+        seen, total = engine.table.votes()
         wait = engine.tunables.get("QUORUM_RELEASE")
-        if self.minority_since is None:
-            self.minority_since = now
-            seen, total = engine.peers.quorum()["votes"], engine.peers.quorum()["of"]
-            engine.events.add(
-                "quorum",
-                f"lost quorum ({seen} of {total} votes): taking nothing over; giving resources up in {wait:g}s",
-            )
-            asyncio.get_running_loop().call_later(wait, self.wake.set)
-        if now - self.minority_since < wait:
-            return
-        # On every pass, not once: nothing may stay up in a minority.
-        why = f"no quorum for {wait:g}s: giving it up (R32)"
-        for ids in engine.graph().components():
-            held = [r for r in ids if (st := engine.state(r)) is not None and st.in_service]
-            if held and frozenset(ids) not in self._running:
-                self._start(frozenset(ids), functools.partial(hierarchy_down, engine, ids, why))
+        engine.events.add(
+            "quorum",
+            f"lost quorum ({seen} of {total} votes): taking nothing over; giving resources up in {wait:g}s",
+        )
+
+    # -- a local failure the monitor could not repair ------------------------------
 
     async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
         """The monitor's hand-off: recovery failed here; move the hierarchy to the next server.
@@ -265,7 +257,8 @@ class Failover:
         # Others see this in our state reports and take it over even if the
         # hand-over below is lost (our network may be going down with it).
         engine.handed_over.add(ids)
-        self._start(frozenset(ids), lambda: self._hand_over(ids, tag, reason, started))
+        hid = engine.view.hierarchy_of(rid) or rid
+        self._start(hid, lambda: self._hand_over(ids, tag, reason, started))
 
     async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:
         engine = self.engine

@@ -19,6 +19,8 @@ class HierarchyLocks:
 
     def __init__(self) -> None:
         self._locks: dict[str, asyncio.Lock] = {}
+        # Told the ids whose locks were just released (the decision loop looks again).
+        self.on_release: list[Callable[[set[str]], None]] = []
 
     def _lock(self, resource_id: str) -> asyncio.Lock:
         return self._locks.setdefault(resource_id, asyncio.Lock())
@@ -45,6 +47,9 @@ class HierarchyLocks:
             finally:
                 for lock in reversed(held):
                     lock.release()
+                if held:
+                    for listener in self.on_release:
+                        listener(set(wanted))
 
     def forget(self, resource_id: str) -> None:
         """Drop the lock of a deleted resource (when nobody holds it)."""

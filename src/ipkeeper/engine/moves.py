@@ -31,6 +31,24 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
     return _outcome(engine, ids, result, "restore")
 
 
+async def bring_up_many_here(
+    engine: Engine, groups: list[tuple[set[str], str]]
+) -> list[StepResult]:
+    """Bring several hierarchies in service here together (a takeover of what a dead
+    peer held); each one's outcome. Nothing comes up in a minority (R32)."""
+    if not engine.peers.has_quorum():
+        return [StepResult(False, "in a minority: nothing is brought up (R32)")] * len(groups)
+    everything: set[str] = set().union(*(ids for ids, _ in groups))
+
+    def members() -> set[str]:
+        hierarchies = {engine.view.members_of(r) for r in everything}
+        return everything.union(*hierarchies)
+
+    async with engine.locks.hold(members):
+        engine.handed_over.discard(everything)
+        return await engine.bring_up_many(groups)
+
+
 async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
     """Take `ids` out of service on this server (parents first); OpError when it fails."""
     async with engine.locks.hold(lambda: ids):

@@ -1,17 +1,29 @@
-"""What the engine needs to know and ask of the rest of the cluster.
+"""What the engine needs to know and ask of the rest of the cluster: the seam through
+which a coordination backend supplies membership, holders and definitions.
 
-The cluster plane implements this; `Standalone` is the one-server answer.
+The comm paths implement it today (cluster/service.py), feeding the peer
+table (engine/peertable.py) with liveness and reports and carrying requests
+and catalog documents; a distributed store could implement it the same way,
+as Patroni's DCS layer does. `Standalone` is the one-server answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.peertable import PeerTable, Reported
 
 
 class Peers(Protocol):
-    """The engine's view of the other servers."""
+    """The engine's view of the other servers.
+
+    Facts come from `table`, which the backend keeps current; the methods
+    below read it or ask the other servers.
+    """
+
+    table: PeerTable
 
     def alive(self) -> set[str]:
         """Servers alive now, this one included."""
@@ -21,7 +33,7 @@ class Peers(Protocol):
         """False when this server may not take anything over (R32)."""
         ...
 
-    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+    def states_of(self, server: str) -> Mapping[str, Reported]:
         """The last states `server` reported, by resource id (empty when never heard)."""
         ...
 
@@ -69,8 +81,9 @@ class Peers(Protocol):
 class Standalone:
     """A server without peers."""
 
-    def __init__(self, me: str) -> None:
+    def __init__(self, me: str, table: PeerTable | None = None) -> None:
         self.me = me
+        self.table = table or PeerTable(me)
 
     def alive(self) -> set[str]:
         """Only this server."""
@@ -80,7 +93,7 @@ class Standalone:
         """Always: there is nobody to disagree with."""
         return True
 
-    def states_of(self, server: str) -> dict[str, dict[str, Any]]:
+    def states_of(self, server: str) -> Mapping[str, Reported]:
         """No other server ever reports."""
         return {}
 

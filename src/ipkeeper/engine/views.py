@@ -26,9 +26,14 @@ def instance_view(engine: Engine, rec: ResourceRecord, server: str) -> dict[str,
     assert inst is not None
     view: dict[str, Any] = {"tag": inst.tag, "priority": inst.priority, "state": None, "reason": ""}
     if server != engine.server:
-        reported = engine.peers.states_of(server).get(rec.id)
+        reported = engine.table.states_of(server).get(rec.id)
         if reported is not None:
-            view.update({k: reported.get(k) for k in ("state", "reason", "pending", "busy")})
+            view.update(
+                state=reported.state.value if reported.state else None,
+                reason=reported.reason,
+                pending=reported.pending,
+                busy=reported.busy,
+            )
         if server not in engine.peers.alive():
             view["stale"] = True
         return view

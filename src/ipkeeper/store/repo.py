@@ -176,6 +176,7 @@ class Repo:
         touched, self._touched = self._touched, _Touched()
         if not touched:
             return
+        before = set(self._resources) if touched.resources else None
         for rid in touched.resources:
             rows = self.db.query("SELECT * FROM resources WHERE id = ?", (rid,))
             if rows:
@@ -185,7 +186,9 @@ class Repo:
                 self._put_record(_record(rows[0], [_instance(i) for i in insts]))
             else:
                 self._drop_record(rid)
-        if touched.resources or touched.dependencies:
+        # Deleting a resource deletes its dependencies too (ON DELETE CASCADE).
+        added_or_removed = before is not None and before != self._resources.keys()
+        if added_or_removed or touched.dependencies:
             self._deps = {
                 (r["parent_id"], r["child_id"]) for r in self.db.query("SELECT * FROM dependencies")
             }
