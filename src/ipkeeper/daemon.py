@@ -37,6 +37,7 @@ from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.app.kit import AppKit
+from ipkeeper.kits.group.kit import GroupKit
 from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.ip.params import IPAddress, IPSpec
@@ -135,7 +136,8 @@ def build_engine(config: daemon_config.DaemonConfig) -> Engine:
     def ping_list(spec: IPSpec) -> list[IPAddress]:
         return [ipaddress.ip_address(a) for a in repo.ping_list(str(spec.network))]
 
-    kits = KitRegistry(IPKit(tunables, ping_list), AppKit(config.name))
+    host = netlink.HostNet().start()  # this host's links and addresses, kept in memory
+    kits = KitRegistry(IPKit(tunables, ping_list, host), AppKit(config.name), GroupKit())
     table = PeerTable(config.name, [(p.name, p.witness) for p in config.peer])
     return Engine(config.name, repo, EventLog(db, config.name), kits, tunables, table=table)
 
@@ -189,6 +191,22 @@ async def wait_for_peers(service: ClusterService, config: daemon_config.DaemonCo
     )
 
 
+def watch_host(engine: Engine, monitor: Monitor) -> None:
+    """Check at once what a change of a link or an address on this host concerns."""
+    host = engine.ip_kit().host
+    if host is None:
+        return
+    loop = asyncio.get_running_loop()
+
+    def changed(changes: list[netlink.HostChange]) -> None:  # on the host thread
+        interfaces = {c.ifname for c in changes if c.address is None}
+        addresses = {str(c.address) for c in changes if c.address is not None and not c.present}
+        if interfaces or addresses:
+            loop.call_soon_threadsafe(monitor.host_changed, interfaces, addresses)
+
+    host.listeners.append(changed)
+
+
 async def run(config: daemon_config.DaemonConfig) -> None:
     """Run until SIGTERM or SIGINT."""
     engine = build_engine(config)
@@ -209,7 +227,7 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     if service is not None:
         service.mark_ready()
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
-    monitor.watch(netlink.change_socket())
+    watch_host(engine, monitor)
     engine.metrics.watch(engine)
     apis = api_servers(config, engine)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))

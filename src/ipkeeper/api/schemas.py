@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +35,21 @@ class CreateApp(_Body):
     timeout: float = Field(default=60.0, ge=1, le=3600)
     switchback: Literal["intelligent", "automatic"] = "intelligent"
     priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+
+
+class CreateGroup(_Body):
+    """POST /api/v1/resources/group."""
+
+    tag: str
+    switchback: Literal["intelligent", "automatic"] = "intelligent"
+    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+
+
+class Apply(_Body):
+    """POST /api/v1/apply: a document of resources (the TOML of `ipkeeper apply`, as JSON)."""
+
+    document: dict[str, Any]
+    dry_run: bool = False
 
 
 class InService(_Body):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -137,6 +139,42 @@ def create_app(client: Client, as_json: bool, **options: Any) -> None:
     """Create an application resource run by your own commands."""
     data = client.call("POST", "/resources/app", options)
     done(data, as_json, f"{data['tag']}: {data['state']}")
+
+
+@daemon_command(create, "group")
+@click.option("--tag", required=True)
+@priority_option
+@switchback_option
+def create_group(client: Client, as_json: bool, **options: Any) -> None:
+    """Create a group: make resources its children (depend) to move them as one."""
+    data = client.call("POST", "/resources/group", options)
+    done(data, as_json, f"{data['tag']}: {data['state']}")
+
+
+@daemon_command(None, "apply")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+def apply(client: Client, as_json: bool, path: Path, dry_run: bool) -> None:
+    """Apply a TOML (or JSON) file of resources: only the difference is done."""
+    try:
+        text = path.read_text()
+        document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail("file", f"{path}: {exc}")
+    data = client.call("POST", "/apply", {"document": document, "dry_run": dry_run})
+    if as_json:
+        emit_json(data)
+        return
+    verb = "would" if dry_run else "did"
+    lines = [f"{verb} create {len(data['create'])}, extend {sum(len(v) for v in data['extend'].values())}, "
+             f"add {len(data['depend'])} dependencies, change {len(data['switchback'])} switchbacks; "
+             f"{data['unchanged']} unchanged"]  # fmt: skip
+    if dry_run:
+        lines += [f"  create {t}" for t in data["create"]]
+        lines += [f"  extend {t} to {s}" for s, tags in data["extend"].items() for t in tags]
+        lines += [f"  {p} depends on {c}" for p, c in data["depend"]]
+        lines += [f"  {t}: switchback {v}" for t, v in data["switchback"]]
+    console.print("\n".join(lines), markup=False)
 
 
 @daemon_command(None, "extend")

@@ -262,15 +262,18 @@ class Heartbeat:
     def _run(self) -> None:
         timing = self.timing()
         self._realtime(timing.realtime)
+        self._misses = timing.misses
         selector = selectors.DefaultSelector()
         for sock in {id(p.sock): p.sock for p in self._paths}.values():
             selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
         next_send = self.clock()
         expected_wake = self.clock()
+        timing_read = 0.0
         while not self._stop.is_set():
-            timing = self.timing()
-            self._misses = timing.misses
+            if self.clock() - timing_read >= 1.0:  # the tunables file is read once a second
+                timing, timing_read = self.timing(), self.clock()
+                self._misses = timing.misses
             now = self.clock()
             # Time beyond what we asked to sleep is time this thread did not run.
             overslept = now - expected_wake

@@ -44,6 +44,7 @@ class PathLiveness:
     reason: str = "no heartbeat received yet"
     _arrivals: deque[tuple[float, int]] = field(default_factory=deque)  # (awake time, seq)
     _late: deque[tuple[float, float]] = field(default_factory=deque)  # (awake time, lateness)
+    _limit: tuple[int, float] | None = None  # (misses, limit) computed at the last arrival
 
     def heard(self, now: float, seq: int, peer_interval: float) -> bool:
         """A heartbeat that proves its sender alive arrived; True if the path just came up."""
@@ -51,12 +52,13 @@ class PathLiveness:
             last_seq = self._arrivals[-1][1]
             expected = max(seq - last_seq, 1) * peer_interval
             lateness = (now - self.last_heard) - expected
-            if lateness > 0:
+            if lateness > peer_interval / 2:  # ordinary jitter is covered by HBEAT_MISSES
                 self._late.append((now, lateness))
         self.peer_interval = max(peer_interval, 0.001)
         self.last_heard = now
         self._arrivals.append((now, seq))
         self._forget(now)
+        self._limit = None
         if self.up:
             return False
         self.up, self.changed_at, self.reason = True, now, ""
@@ -66,6 +68,7 @@ class PathLiveness:
         """The sender started a new run: its sequence numbers start again."""
         self._arrivals.clear()
         self._late.clear()
+        self._limit = None
 
     def _forget(self, now: float) -> None:
         while self._arrivals and now - self._arrivals[0][0] > LOSS_WINDOW:
@@ -89,15 +92,23 @@ class PathLiveness:
         return max((late for _, late in self._late), default=0.0)
 
     def silence_limit(self, misses: int) -> float:
-        """Seconds of silence after which this path is judged down (see the module docstring)."""
+        """Seconds of silence after which this path is judged down (see the module docstring).
+
+        Computed again only when a heartbeat arrives (or the window moves on)."""
+        if self._limit is not None and self._limit[0] == misses:
+            return self._limit[1]
         beats = math.ceil(math.log(SILENT_ODDS) / math.log(self.loss()))
-        return self.peer_interval * max(misses, beats) + self.lateness()
+        limit = self.peer_interval * max(misses, beats) + self.lateness()
+        self._limit = (misses, limit)
+        return limit
 
     def judge(self, now: float, misses: int) -> bool:
         """Take the path down if it has been silent too long; True if it just went down."""
         if not self.up or self.last_heard is None:
             return False
-        self._forget(now)
+        if self._arrivals and now - self._arrivals[0][0] > LOSS_WINDOW:
+            self._forget(now)
+            self._limit = None
         silent = now - self.last_heard
         limit = self.silence_limit(misses)
         if silent < limit:

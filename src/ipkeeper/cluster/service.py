@@ -21,6 +21,7 @@ from typing import Any
 from ipkeeper.cluster import catalog
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.engine import admin, views
+from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
@@ -63,6 +64,7 @@ class ClusterService:
                 "setting": self._setting,
                 "pinglist": self._pinglist,
                 "extend": self._extend,
+                "apply": self._apply,
             }
         )
         node.listeners.append(self._peer_changed)
@@ -237,6 +239,12 @@ class ClusterService:
         """Store definitions and deletions from `peer`; what happened to each."""
         engine = self.engine
         outcome: dict[str, str] = {}
+        with engine.repo.db.transaction():  # one commit, one read-back, for the whole batch
+            self._apply_batch(peer, data, outcome)
+        return outcome
+
+    def _apply_batch(self, peer: str, data: dict[str, Any], outcome: dict[str, str]) -> None:
+        engine = self.engine
         for doc in catalog.order_children_first(list(data.get("docs", []))):
             result = catalog.apply(engine.repo, doc, engine.server)
             outcome[doc["id"]] = result.value
@@ -260,7 +268,6 @@ class ClusterService:
                     f"{peer} deleted it but it is in service here; kept",
                     tag=tomb.get("tag"),
                 )
-        return outcome
 
     def _log_applied(self, peer: str, rid: str, tag: str, result: catalog.Applied) -> None:
         if result is catalog.Applied.CONFLICT:
@@ -367,7 +374,15 @@ class ClusterService:
     async def _used(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         address = params.get("address")
         tag = params.get("tag")
+        repo = self.engine.repo
+        addresses = [str(a) for a in params.get("addresses", [])]
         return {
             "address_used_by": used_by(self.engine, str(address)) if address else None,
-            "tag_used": bool(tag) and self.engine.repo.resource_by_tag(str(tag)) is not None,
+            "tag_used": bool(tag) and repo.resource_by_tag(str(tag)) is not None,
+            "tags_used": [str(t) for t in params.get("tags", []) if repo.resource_by_tag(str(t))],
+            "addresses_used": {a: owner for a in addresses if (owner := used_by(self.engine, a))},
         }
+
+    async def _apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready()
+        return await apply(self.engine, params.get("document"), bool(params.get("dry_run")))

@@ -69,30 +69,31 @@ class ViewBuilder:
         self._stale: set[HierarchyId] = set()
         self._changed: set[HierarchyId] = set()
         self._held_since: dict[HierarchyId, float] = {}
+        self._pending_rids: set[str] = set()
+        self._pending_servers: set[str] = set()
+        self._pending_all = False
         repo.listeners.append(self._state_changed)
         repo.definition_listeners.append(self._definitions_changed)
         table.listeners.append(self._peer_changed)
 
     # -- being told ----------------------------------------------------------------
+    #
+    # Marks are only noted here and resolved to hierarchies at the next pass
+    # (`_resolve`): a thousand changes between two passes cost one pass.
 
-    def _mark(self, hids: Iterable[HierarchyId]) -> None:
-        new = set(hids)
-        if not new:
-            return
-        self._stale |= new
-        self._changed |= new
+    def _noted(self) -> None:
         for listener in self.on_change:
             listener()
 
     def mark_resources(self, resource_ids: Iterable[str]) -> None:
         """Something about these resources changed (a lock released, a timer ran out)."""
-        self._structure()
-        self._mark(self._of[r] for r in resource_ids if r in self._of)
+        self._pending_rids.update(resource_ids)
+        self._noted()
 
     def mark_all(self) -> None:
         """Everything is to be decided again (membership or quorum changed)."""
-        self._structure()
-        self._mark(self._members)
+        self._pending_all = True
+        self._noted()
 
     def _state_changed(self, rid: str) -> None:
         self.mark_resources([rid])
@@ -103,18 +104,30 @@ class ViewBuilder:
 
     def _peer_changed(self, peer: str, rids: set[str] | None) -> None:
         if rids is None:
-            self._structure()
-            self._mark(hid for hid, view in self._views_on(peer))
+            self._pending_servers.add(peer)
+            self._noted()
         else:
             self.mark_resources(rids)
 
-    def _views_on(self, server: str) -> list[tuple[HierarchyId, HierarchyView | None]]:
-        out = []
-        for hid in self._members:
-            cached = self._cache.get(hid)
-            if cached is None or server in cached.places:
-                out.append((hid, cached))
-        return out
+    def _resolve(self) -> None:
+        """Turn what was noted into stale and changed hierarchies."""
+        self._structure()
+        marked: set[HierarchyId] = set()
+        if self._pending_all:
+            marked = set(self._members)
+        else:
+            marked = {self._of[r] for r in self._pending_rids if r in self._of}
+            for server in self._pending_servers:
+                marked |= {
+                    hid
+                    for hid in self._members
+                    if (cached := self._cache.get(hid)) is None or server in cached.places
+                }
+        self._pending_rids.clear()
+        self._pending_servers.clear()
+        self._pending_all = False
+        self._stale |= marked
+        self._changed |= marked
 
     # -- building ------------------------------------------------------------------
 
@@ -150,13 +163,13 @@ class ViewBuilder:
 
     def take_changed(self) -> set[HierarchyId]:
         """The hierarchies marked changed since the last call (for the decision loop)."""
-        self._structure()
+        self._resolve()
         changed, self._changed = self._changed, set()
         return changed & set(self._members)
 
     def view(self) -> ClusterView:
         """The frozen view now (only stale hierarchies are rebuilt)."""
-        self._structure()
+        self._resolve()
         for hid in self._stale:
             members = self._members.get(hid)
             if members is None:

@@ -186,7 +186,7 @@ class Engine:
         for kind, indexes in by_kit.items():
             kit = self.kits.get(kind)
             many = getattr(kit, f"{action}_many", None)
-            if many is not None and len(indexes) > 1:
+            if many is not None:
                 jobs.append(self._act_batch(kit, many, [recs[i] for i in indexes], action))
             else:
                 jobs.append(self._act_each([recs[i] for i in indexes], action))
@@ -204,7 +204,8 @@ class Engine:
         instances = [self.instance(rec) for rec in recs]
         limit = kit.time_limit(instances[0], action) + 0.01 * len(recs)
         started = time.monotonic()
-        for rec in recs:
+        tracked = action != "quick_check"
+        for rec in recs if tracked else ():
             self.busy[rec.id] = (action, started)
         running = asyncio.get_running_loop().run_in_executor(self.pool, many, instances)
         try:
@@ -226,7 +227,7 @@ class Engine:
             )
             return [failed] * len(recs)
         finally:
-            for rec in recs:
+            for rec in recs if tracked else ():
                 self.busy.pop(rec.id, None)
         if len(found) != len(recs):
             failed = KitResult(

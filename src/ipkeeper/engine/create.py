@@ -149,6 +149,18 @@ async def create_app(
         return await _create(engine, "app", tag, props, switchback, priority)
 
 
+async def create_group(
+    engine: Engine, tag: str, switchback: str = "intelligent", priority: int = 1
+) -> dict[str, Any]:
+    """Create a group resource here (in service at once); make resources its children."""
+    check_switchback(switchback)
+    check_priority("priority", priority)
+    async with engine.catalog:
+        check_new_tag(engine, tag)
+        await unused_in_cluster(engine, tag, None)
+        return await _create(engine, "group", tag, {}, switchback, priority)
+
+
 async def _create(
     engine: Engine, kind: str, tag: str, props: dict[str, Any], switchback: str, priority: int
 ) -> dict[str, Any]:
@@ -161,6 +173,21 @@ async def _create(
         engine.repo.set_state(rid, ResourceState.OSU, "being created", pending="create")
     engine.events.add("create", f"creating {kind} resource", tag=tag, props=props)
     return await finish_create(engine, rid)
+
+
+async def finish_delete_created(engine: Engine, ids: set[str]) -> None:
+    """Undo resources just created (a later step failed): down, then deleted everywhere."""
+    with engine.repo.db.transaction():
+        for rid in ids:
+            current = engine.repo.local_state(rid)
+            if current is not None:
+                engine.repo.set_state(rid, current.state, current.reason, pending="delete")
+    await engine.take_down(ids, "creation undone")
+    with engine.repo.db.transaction():
+        for rid in ids:
+            engine.repo.delete_resource(rid)
+    for rid in ids:
+        engine.locks.forget(rid)
 
 
 async def finish_create(engine: Engine, rid: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
 from ipkeeper.store.repo import InstanceRecord, ResourceRecord
 
 DEFAULT_TARGET_PRIORITY = 10
+PUSH_CHUNK = 500  # definitions per catalog push, well under a frame's 1 MiB
 
 
 def _item(
@@ -165,6 +166,31 @@ async def extend(
     return {"tag": tag, "target": target, "extended": tags, "target_priority": target_priority}
 
 
+async def extend_items(engine: Engine, target: str, wanted: list[tuple[str, int]]) -> list[str]:
+    """Extend many resources at once to `target`, each (tag, priority) with its own
+    priority and the interface the target chooses (apply's batched extend): one
+    check on the target, one transaction, one push. The tags extended."""
+    if target == engine.server or not wanted:
+        return []
+    items = []
+    for tag, priority in wanted:
+        rec = resolve(engine, tag)
+        if rec.instance(target) is None:
+            items.append(_item(engine, rec.id, target, priority, tag, None))
+    if not items:
+        return []
+    answer = await engine.peers.request(target, "extend.check", {"items": items}, timeout=300)
+    checked = {i["id"]: i["props"] for i in answer["items"]}
+    _store(engine, target, items, checked, None, None)
+    ids = [i["id"] for i in items]
+    for start in range(0, len(ids), PUSH_CHUNK):
+        await engine.peers.push_catalog(target, ids[start : start + PUSH_CHUNK])
+    await _seed_ping_lists(engine, target, ids)
+    tags = [i["tag"] for i in items]
+    engine.events.add("admin", f"extended {len(tags)} resources to {target}")
+    return tags
+
+
 async def extend_from_holder(engine: Engine, tag: str, **options: Any) -> dict[str, Any]:
     """Extend `tag` from wherever it is in service (its template), whichever server was asked."""
     rec = resolve(engine, tag)
@@ -180,12 +206,13 @@ async def extend_from_holder(engine: Engine, tag: str, **options: Any) -> dict[s
 
 async def _seed_ping_lists(engine: Engine, target: str, ids: list[str]) -> None:
     """R13: the template's ping list for each subnet goes to the target, unless it has one."""
+    subnets = set()
     for rid in ids:
         rec = engine.repo.resource(rid)
         mine = rec.instance(engine.server) if rec else None
-        if rec is None or mine is None or rec.kind != "ip":
-            continue
-        subnet = str(IPSpec.from_props(mine.props).network)
+        if rec is not None and mine is not None and rec.kind == "ip":
+            subnets.add(str(IPSpec.from_props(mine.props).network))
+    for subnet in sorted(subnets):
         addresses = engine.repo.ping_list(subnet)
         if addresses:
             await engine.peers.request(
@@ -197,6 +224,7 @@ async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[s
     """On the target: check every offered instance; their properties with the interface chosen here."""
     loop = asyncio.get_running_loop()
     checked = []
+    interfaces = None
     for item in items:
         tag = item["tag"]
         owner = engine.repo.resource_by_tag(tag)
@@ -208,7 +236,8 @@ async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[s
         if item["kind"] == "ip":
             spec = IPSpec.from_props({**props, "interface": "-"})
             try:
-                interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
+                if interfaces is None:
+                    interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
                 props["interface"] = choose(spec.cidr, interfaces, item.get("interface"))
             except ParamError as exc:
                 raise OpError("interface", f"on {engine.server}: {exc.reason}") from None

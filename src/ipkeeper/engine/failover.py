@@ -40,7 +40,7 @@ from ipkeeper.model.view import Attempt, ClusterView, HierarchyId, HierarchyView
 
 log = logging.getLogger("ipkeeper.failover")
 
-SAFETY_PASS = 5.0  # seconds between full passes over every hierarchy
+SAFETY_PASS = 30.0  # seconds between full passes over every hierarchy
 
 
 class Failover:
@@ -160,11 +160,12 @@ class Failover:
     def _take_over(self, batch: list[tuple[HierarchyId, HierarchyView, str]], now: float) -> None:
         """Bring every hierarchy of `batch` up here, together (one task, one kit batch)."""
         engine = self.engine
-        for hid, h, reason in batch:
-            self._waiting.pop(hid, None)
-            last = self.view.attempts.get(hid)
-            self.view.attempts[hid] = Attempt(now, (last.tries if last else 0) + 1)
-            engine.events.add("failover", reason, tag=h.tag)
+        with engine.repo.db.transaction():  # one commit for the whole batch's events
+            for hid, h, reason in batch:
+                self._waiting.pop(hid, None)
+                last = self.view.attempts.get(hid)
+                self.view.attempts[hid] = Attempt(now, (last.tries if last else 0) + 1)
+                engine.events.add("failover", reason, tag=h.tag)
 
         async def work() -> None:
             started = time.monotonic()

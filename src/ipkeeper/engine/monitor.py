@@ -1,27 +1,38 @@
-"""Periodic health checks of this server's in-service instances, and what follows a failure.
+"""Health checks of this server's in-service instances, and what follows a failure.
 
-Checks only observe and run outside any lock; a failure takes the hierarchy's
-locks, confirms the instance is still in service, tries local recovery while
-the budget lasts (R10), and otherwise hands the hierarchy to `on_failure`
-(take it out of service as OSF on one server; fail over in a cluster).
+Every ISP instance is checked every CHECK_INTERVAL (R9), and at once when
+its interface or its address changes (the host's change notifications).
+Checks that are due together go to their kit together: the IP kit checks a
+whole batch from memory in one call, sharing one ping per subnet; any other
+kit's checks run each on its own thread. A check never waits for another:
+one still running when it is due again is simply not started twice, and
+each is bounded by its kit's time limit.
+
+Checks only observe and run outside any lock; a failure takes the
+hierarchy's locks, confirms the instance is still in service, tries local
+recovery while the budget lasts (R10), and otherwise hands the hierarchy to
+`on_failure` (take it out of service as OSF on one server; fail over in a
+cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from ipkeeper.engine import decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.model.states import KitResult, ResourceState
+from ipkeeper.store.repo import ResourceRecord
 
 log = logging.getLogger("ipkeeper.monitor")
 
 FailureHandler = Callable[[str, set[str], str], Awaitable[None]]
+TICK = 0.1  # checks due within one tick of each other go together
 
 
 async def stop_hierarchy(engine: Engine, rid: str, ids: set[str], why: str) -> None:
@@ -33,82 +44,133 @@ async def stop_hierarchy(engine: Engine, rid: str, ids: set[str], why: str) -> N
 
 
 class Monitor:
-    """Schedules quick_check for every ISP instance here, every CHECK_INTERVAL."""
+    """Schedules quick_check for every ISP instance here; see the module docstring."""
 
     def __init__(self, engine: Engine, on_failure: FailureHandler | None = None) -> None:
         self.engine = engine
         self.on_failure: FailureHandler = on_failure or (
             lambda rid, ids, why: stop_hierarchy(engine, rid, ids, why)
         )
-        self.next_due: dict[str, float] = {}
-        self.running: dict[str, asyncio.Task[None]] = {}
+        self.next_due: dict[str, float] = {}  # ISP instances and when each is due
+        self._heap: list[tuple[float, str]] = []
+        self.running: set[str] = set()
         self.recoveries: dict[str, list[float]] = {}
         self.checks = 0
         self.wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        engine.repo.listeners.append(self._state_changed)
+        for rid in engine.repo.local_states():
+            self._state_changed(rid)
 
-    def check_now(self) -> None:
-        """Make every in-service instance due at once (a link or an address changed)."""
-        for rid in self.next_due:
-            self.next_due[rid] = 0.0
+    # -- what is due -----------------------------------------------------------------
+
+    def _state_changed(self, rid: str) -> None:
+        st = self.engine.repo.local_state(rid)
+        if st is None or st.state is not ResourceState.ISP or st.pending is not None:
+            self.next_due.pop(rid, None)
+        elif rid not in self.next_due:
+            self._due(rid, time.monotonic() + self.engine.tunables.get("CHECK_INTERVAL"))
+
+    def _due(self, rid: str, when: float) -> None:
+        self.next_due[rid] = when
+        heapq.heappush(self._heap, (when, rid))
+
+    def check_now(self, resource_ids: Iterable[str] | None = None) -> None:
+        """Make these in-service instances (all, when None) due at once."""
+        now = time.monotonic()
+        for rid in list(self.next_due) if resource_ids is None else resource_ids:
+            if rid in self.next_due:
+                self._due(rid, now)
         self.wakeup.set()
 
-    def watch(self, sock: socket.socket) -> None:
-        """Check at once whenever `sock` (netlink.change_socket) reports a change."""
+    def host_changed(self, interfaces: set[str], addresses: set[str]) -> None:
+        """A link on one of `interfaces` or one of `addresses` changed: check what it concerns."""
+        touched = []
+        for rid in self.next_due:
+            rec = self.engine.repo.resource(rid)
+            inst = rec.instance(self.engine.server) if rec is not None else None
+            if inst is None:
+                continue
+            if inst.props.get("interface") in interfaces or inst.props.get("address") in addresses:
+                touched.append(rid)
+        if touched:
+            self.check_now(touched)
 
-        def readable() -> None:
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                while sock.recv(65536):
-                    pass
-            self.check_now()
+    def _take_due(self, now: float) -> list[str]:
+        due = []
+        while self._heap and self._heap[0][0] <= now + TICK / 2:
+            when, rid = heapq.heappop(self._heap)
+            if self.next_due.get(rid) != when or rid in self.running:
+                continue  # superseded, or no longer ISP, or still being checked
+            if self.engine.locks.busy(rid):
+                self._due(rid, now + TICK)
+                continue
+            due.append(rid)
+        return due
 
-        asyncio.get_running_loop().add_reader(sock.fileno(), readable)
+    # -- running -------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         """Check whatever is due until `stop` is set."""
         while not stop.is_set():
-            interval = self.engine.tunables.get("CHECK_INTERVAL")
-            self._schedule(interval)
+            now = time.monotonic()
+            due = self._take_due(now)
+            if due:
+                self._start(due)
+            until = self._heap[0][0] - time.monotonic() if self._heap else 1.0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), min(0.25, interval / 4))
+                await asyncio.wait_for(self.wakeup.wait(), min(max(until, TICK), 1.0))
             self.wakeup.clear()
-        for task in list(self.running.values()):
+        for task in list(self._tasks):
             task.cancel()
 
-    def _schedule(self, interval: float) -> None:
-        now = time.monotonic()
-        states = self.engine.repo.local_states()
-        for rid in list(self.next_due):
-            st = states.get(rid)
-            if st is None or st.state is not ResourceState.ISP:
-                del self.next_due[rid]
-        for rid, st in states.items():
-            if st.state is not ResourceState.ISP or st.pending is not None:
-                continue
-            if rid in self.running or self.engine.locks.busy(rid):
-                continue
-            due = self.next_due.setdefault(rid, now + interval)
-            if now >= due:
-                self.running[rid] = asyncio.create_task(self._check(rid, interval))
-
-    async def _check(self, rid: str, interval: float) -> None:
-        try:
+    def _start(self, due: list[str]) -> None:
+        by_kind: dict[str, list[ResourceRecord]] = {}
+        for rid in due:
             rec = self.engine.repo.resource(rid)
-            if rec is None:
-                return
+            if rec is not None:
+                by_kind.setdefault(rec.kind, []).append(rec)
+        for kind, recs in by_kind.items():
+            batched = hasattr(self.engine.kits.get(kind), "quick_check_many")
+            groups = [recs] if batched else [[rec] for rec in recs]
+            for group in groups:
+                self.running.update(r.id for r in group)
+                task = asyncio.create_task(self._check(group))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _check(self, recs: list[ResourceRecord]) -> None:
+        engine = self.engine
+        interval = engine.tunables.get("CHECK_INTERVAL")
+        try:
             started = time.monotonic()
-            result = await self.engine.act(rec, "quick_check")
-            tag = rec.tag_on(self.engine.server)
-            self.engine.metrics.checks.labels(tag, "ok" if result.ok else "failed").inc()
-            self.engine.metrics.check_seconds.labels(tag).observe(time.monotonic() - started)
-            self.checks += 1
-            self.engine.last_check[rid] = (result, time.time())
-            if not result.ok:
-                await self._failed(rid, result)
+            results = await engine.act_many(recs, "quick_check")
+            at = time.time()
+            tags = [rec.tag_on(engine.server) for rec in recs]
+            engine.metrics.checked(
+                recs[0].kind,
+                [(tag, r.ok) for tag, r in zip(tags, results, strict=True)],
+                time.monotonic() - started,
+            )
+            for rec, result in zip(recs, results, strict=True):
+                engine.last_check[rec.id] = (result, at)
+                if not result.ok:
+                    self._spawn(self._failed(rec.id, result))
+            self.checks += len(recs)
         except Exception:
-            log.exception("check of %s failed unexpectedly", rid)
+            log.exception("checks of %d resources failed unexpectedly", len(recs))
         finally:
-            self.next_due[rid] = time.monotonic() + interval
-            self.running.pop(rid, None)
+            now = time.monotonic()
+            for rec in recs:
+                self.running.discard(rec.id)
+                if rec.id in self.next_due:
+                    self._due(rec.id, now + interval)
+            self.wakeup.set()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _failed(self, rid: str, result: KitResult) -> None:
         engine = self.engine

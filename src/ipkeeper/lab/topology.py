@@ -3,8 +3,9 @@
     ipk-sw      bridges br0 (the LAN) and br1 (a second network)
     ipk-sN      eth0 198.18.0.(10+N)/24, 2001:db8::(10+N)/64 on br0; eth1 198.18.1.(10+N)/24 on br1
                 (the IPv6 host part is written in the same digits: s1 is 2001:db8::11)
-    ipk-router  eth0 198.18.0.1/24, 2001:db8::1/64, answers broadcast pings
-    ipk-client  eth0 198.18.0.100/24, 2001:db8::100/64
+    ipk-router  eth0 198.18.0.1/24, 2001:db8::1/64, 198.18.4.1/22; answers broadcast pings
+    ipk-client  eth0 198.18.0.100/24, 2001:db8::100/64, 198.18.7.254/22
+                (198.18.4.0/22 is the subnet of bench/scale.py's thousand VIPs)
 
 Every address is inside 198.18.0.0/15 or 2001:db8::/32, and no node has a
 route beyond its own subnets.
@@ -23,6 +24,9 @@ NET1_BRIDGE = "br1"
 LAN4 = ipaddress.IPv4Network("198.18.0.0/24")
 LAN6 = ipaddress.IPv6Network("2001:db8::/64")
 NET1 = ipaddress.IPv4Network("198.18.1.0/24")
+# A subnet for a thousand VIPs (bench/scale.py), on the LAN: the router answers
+# broadcast pings in it (198.18.4.1) and the client has an address there.
+SCALE4 = ipaddress.IPv4Network("198.18.4.0/22")
 ALLOWED = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("2001:db8::/32"))
 COMM_PORT = 7470
 API_PORT = 7480
@@ -113,7 +117,11 @@ ROUTER = Node(
             "eth0",
             LAN_BRIDGE,
             _mac(0, 1),
-            (ipaddress.ip_interface("198.18.0.1/24"), ipaddress.ip_interface("2001:db8::1/64")),
+            (
+                ipaddress.ip_interface("198.18.0.1/24"),
+                ipaddress.ip_interface("2001:db8::1/64"),
+                ipaddress.ip_interface(f"{SCALE4.network_address + 1}/22"),
+            ),
         ),
     ),
     answers_broadcast_ping=True,
@@ -129,6 +137,7 @@ CLIENT = Node(
             (
                 ipaddress.ip_interface("198.18.0.100/24"),
                 ipaddress.ip_interface("2001:db8::100/64"),
+                ipaddress.ip_interface(f"{SCALE4.broadcast_address - 1}/22"),
             ),
         ),
     ),

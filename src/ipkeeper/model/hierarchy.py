@@ -69,6 +69,31 @@ class Hierarchy:
             stack.extend((c, [*path, c]) for c in sorted(self.children.get(node, ())))
         return [start, goal]
 
+    def find_cycle(self) -> list[str] | None:
+        """A cycle of the graph as a path (first node repeated at the end), or None."""
+        state: dict[str, int] = {}  # 1: on the current path, 2: done
+        for start in sorted(self.children):
+            if state.get(start):
+                continue
+            stack: list[tuple[str, list[str]]] = [(start, sorted(self.children[start]))]
+            path = [start]
+            state[start] = 1
+            while stack:
+                node, todo = stack[-1]
+                if not todo:
+                    state[node] = 2
+                    stack.pop()
+                    path.pop()
+                    continue
+                child = todo.pop(0)
+                if state.get(child) == 1:
+                    return [*path[path.index(child) :], child]
+                if not state.get(child):
+                    state[child] = 1
+                    path.append(child)
+                    stack.append((child, sorted(self.children.get(child, ()))))
+        return None
+
     def component(self, node: str) -> set[str]:
         """The whole hierarchy `node` belongs to (ignoring edge direction)."""
         seen = {node}

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from ipkeeper.api.deps import DOCUMENTED, EngineDep
-from ipkeeper.api.schemas import ERRORS, Dependency, Extend, InService, Unextend
-from ipkeeper.engine import admin, extend, moves
+from ipkeeper.api.schemas import ERRORS, Apply, Dependency, Extend, InService, Unextend
+from ipkeeper.engine import admin, apply, extend, moves
 
 router = APIRouter(prefix="/api/v1", tags=["hierarchy"], dependencies=DOCUMENTED, responses=ERRORS)
 
@@ -43,6 +43,12 @@ async def delete_dependency(engine: EngineDep, parent: str, child: str) -> dict[
 async def post_extend(engine: EngineDep, tag: str, body: Extend) -> dict[str, Any]:
     """Extend the hierarchy from its template (the server where it is in service) to a target (R18)."""
     return await extend.extend_from_holder(engine, tag, **body.model_dump())
+
+
+@router.post("/apply")
+async def post_apply(engine: EngineDep, body: Apply) -> dict[str, Any]:
+    """Apply a document of resources, extensions and dependencies (only the difference)."""
+    return await apply.apply(engine, body.document, body.dry_run)
 
 
 @router.post("/resources/{tag}/unextend")

@@ -7,7 +7,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from ipkeeper.api.deps import DOCUMENTED, EngineDep
-from ipkeeper.api.schemas import ERRORS, CreateApp, CreateIP, PingListChange, Setting
+from ipkeeper.api.schemas import (
+    ERRORS,
+    CreateApp,
+    CreateGroup,
+    CreateIP,
+    PingListChange,
+    Setting,
+)
 from ipkeeper.engine import admin, create, moves, views
 from ipkeeper.engine.core import Engine
 
@@ -26,6 +33,12 @@ async def post_ip(engine: EngineDep, body: CreateIP) -> dict[str, Any]:
 async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
     """Create an application resource here and bring it in service."""
     return await create.create_app(engine, **body.model_dump())
+
+
+@router.post("/group", status_code=201)
+async def post_group(engine: EngineDep, body: CreateGroup) -> dict[str, Any]:
+    """Create a group resource here (it moves its children as one)."""
+    return await create.create_group(engine, **body.model_dump())
 
 
 @router.get("/{tag}")

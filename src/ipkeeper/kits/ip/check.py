@@ -7,6 +7,13 @@
    other host must answer (unless NOBCASTPING=1). The first broadcast
    responder is remembered and pinged directly first next time (unless
    IP_NOSAVEREPLY=1), falling back to broadcast when it stops answering.
+
+Reachability belongs to a (server, subnet) pair, as the ping list does
+(R13): every VIP of one subnet on one interface shares one ping per
+CHECK_INTERVAL (`Reachability`), so a thousand VIPs in a subnet cost one
+ping a second, not a thousand. With the host's addresses and links kept in
+memory (netlink.HostNet), the first two steps are lookups: `check_many`
+checks any number of VIPs in microseconds each and never waits on a ping.
 """
 
 from __future__ import annotations
@@ -15,54 +22,103 @@ import ipaddress
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.ip import netlink, packets
-from ipkeeper.kits.ip.params import IPAddress, IPSpec
+from ipkeeper.kits.ip.params import IPAddress, IPNetwork, IPSpec
 from ipkeeper.model.states import KitResult, Outcome
 
 PingLists = Callable[[IPSpec], Sequence[IPAddress]]
+SubnetKey = tuple[IPNetwork, str, tuple[IPAddress, ...]]  # subnet, interface, ping list
 
 
 def _fail(step: str, reason: str, **details: object) -> KitResult:
     return KitResult(Outcome.FAILED_LOCAL, f"{step}: {reason}", step=step, details=dict(details))
 
 
-class HealthCheck:
-    """Runs R9 for IP resources; remembers broadcast responders per resource tag."""
+@dataclass(frozen=True)
+class _Answer:
+    """The last completed reachability test of a subnet, and when it ended (monotonic)."""
 
-    def __init__(self, tunables: Tunables, ping_lists: PingLists) -> None:
+    result: KitResult
+    at: float
+
+
+class Reachability:
+    """Step 3 of the check, shared per subnet: see the module docstring."""
+
+    def __init__(
+        self,
+        tunables: Tunables,
+        ping_lists: PingLists,
+        own_addresses: Callable[[], set[IPAddress]],
+    ) -> None:
         self.tunables = tunables
         self.ping_lists = ping_lists
-        self._saved: dict[str, IPAddress] = {}
+        self.own_addresses = own_addresses
         self._lock = threading.Lock()
+        self._answers: dict[SubnetKey, _Answer] = {}
+        self._running: set[SubnetKey] = set()
+        self._saved: dict[tuple[IPNetwork, str], IPAddress] = {}
+        self._pool: ThreadPoolExecutor | None = None
+        self.pings = 0  # tests run (each one ping round or more)
 
-    def saved_responder(self, tag: str) -> IPAddress | None:
-        """The remembered broadcast responder for `tag`, if any."""
+    def _key(self, spec: IPSpec) -> tuple[SubnetKey, list[IPAddress]]:
+        listed = [a for a in self.ping_lists(spec) if a.version == spec.address.version]
+        return (spec.network, spec.interface, tuple(listed)), listed
+
+    def saved_responder(self, spec: IPSpec) -> IPAddress | None:
+        """The remembered broadcast responder of `spec`'s subnet, if any."""
         with self._lock:
-            return self._saved.get(tag)
+            return self._saved.get((spec.network, spec.interface))
 
-    def forget(self, tag: str) -> None:
-        """Drop the remembered responder (the resource went out of service)."""
+    def test(self, spec: IPSpec) -> KitResult:
+        """Ping now from `spec`'s address (blocking); the answer is shared with its subnet."""
+        key, listed = self._key(spec)
+        result = self._test(spec, listed)
         with self._lock:
-            self._saved.pop(tag, None)
-
-    def run(self, tag: str, spec: IPSpec) -> KitResult:
-        """Check `spec` now; the result names the failed step and why."""
-        start = time.monotonic()
-        present, link = netlink.address_and_link(spec.interface, spec.address)
-        if not present:
-            return _fail("address", f"{spec.address} is not configured on {spec.interface}")
-        if not self.tunables.get("IP_NOLINKCHECK"):
-            if not link.exists:
-                return _fail("link", f"{spec.interface} does not exist")
-            if not link.admin_up:
-                return _fail("link", f"{spec.interface} is administratively down")
-            if not link.carrier:
-                return _fail("link", f"{spec.interface} has no carrier (link down)")
-        result = self._reachability(tag, spec)
-        result.timings["check"] = time.monotonic() - start
+            self._answers[key] = _Answer(result, time.monotonic())
         return result
+
+    def shared(self, spec: IPSpec, interval: float) -> KitResult:
+        """The subnet's latest answer, without waiting: a new ping starts in the background
+        when the last is older than `interval`. An answer older than a full ping's time
+        more is not trusted (the pinging has stopped: that is a failure)."""
+        key, listed = self._key(spec)
+        now = time.monotonic()
+        with self._lock:
+            answer = self._answers.get(key)
+            due = answer is None or now - answer.at >= interval
+            if due and key not in self._running:
+                self._running.add(key)
+                self._executor().submit(self._background, key, spec, listed)
+        if answer is None:
+            return KitResult.success("reachability: first test of the subnet under way")
+        age = now - answer.at
+        limit = interval + self._worst_case() + 2.0
+        if age > limit:
+            return _fail("reachability", f"no test of {spec.network} completed for {age:.0f}s")
+        return answer.result
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reach")
+        return self._pool
+
+    def _background(self, key: SubnetKey, spec: IPSpec, listed: list[IPAddress]) -> None:
+        try:
+            result = self._test(spec, listed)
+            with self._lock:
+                self._answers[key] = _Answer(result, time.monotonic())
+        finally:
+            with self._lock:
+                self._running.discard(key)
+
+    def _worst_case(self) -> float:
+        ping = self.tunables.get("IP_PINGTIME")
+        return ping * (self.tunables.get("IP_PINGTRIES") + 1)
 
     def _ping(
         self, targets: Sequence[IPAddress], spec: IPSpec, **kw: object
@@ -76,10 +132,10 @@ class HealthCheck:
             **kw,  # type: ignore[arg-type]
         )
 
-    def _reachability(self, tag: str, spec: IPSpec) -> KitResult:
+    def _test(self, spec: IPSpec, listed: list[IPAddress]) -> KitResult:
+        self.pings += 1
         tries = self.tunables.get("IP_PINGTRIES")
         try:
-            listed = [a for a in self.ping_lists(spec) if a.version == spec.address.version]
             if listed:
                 reply = self._ping(listed, spec, tries=tries)
                 if reply:
@@ -93,13 +149,14 @@ class HealthCheck:
                 )
             if self.tunables.get("NOBCASTPING"):
                 return KitResult.success("reachability not tested (NOBCASTPING=1, no ping list)")
-            return self._broadcast(tag, spec, tries)
+            return self._broadcast(spec, tries)
         except OSError as exc:
             return _fail("reachability", f"cannot ping from {spec.address}: {exc.strerror or exc}")
 
-    def _broadcast(self, tag: str, spec: IPSpec, tries: int) -> KitResult:
+    def _broadcast(self, spec: IPSpec, tries: int) -> KitResult:
         save = not self.tunables.get("IP_NOSAVEREPLY")
-        saved = self.saved_responder(tag) if save else None
+        where = (spec.network, spec.interface)
+        saved = self.saved_responder(spec) if save else None
         if saved is not None:
             reply = self._ping([saved], spec, tries=1)
             if reply:
@@ -115,7 +172,7 @@ class HealthCheck:
                 )
         else:
             target = ipaddress.IPv6Address("ff02::1")
-        reply = self._ping([target], spec, tries=tries, ignore=netlink.own_addresses())
+        reply = self._ping([target], spec, tries=tries, ignore=self.own_addresses())
         if reply is None:
             return _fail(
                 "reachability",
@@ -123,8 +180,84 @@ class HealthCheck:
             )
         if save:
             with self._lock:
-                self._saved[tag] = reply.responder
+                self._saved[where] = reply.responder
         return KitResult.success(
             f"{reply.responder} answered a ping of {target}",
             details={"responder": str(reply.responder), "saved": False},
         )
+
+
+class HealthCheck:
+    """Runs R9 for IP resources (see the module docstring)."""
+
+    def __init__(
+        self, tunables: Tunables, ping_lists: PingLists, host: netlink.HostNet | None = None
+    ) -> None:
+        self.tunables = tunables
+        self.host = host
+        self.reach = Reachability(tunables, ping_lists, self.own_addresses)
+
+    def own_addresses(self) -> set[IPAddress]:
+        """Every address of this server (the kernel's, or the in-memory copy's)."""
+        return self.host.own_addresses() if self.host else netlink.own_addresses()
+
+    def address_and_link(self, spec: IPSpec) -> tuple[bool, netlink.LinkState]:
+        """Steps 1 and 2's facts: is the address there, and the link's state."""
+        if self.host is not None:
+            return self.host.has_address(spec.interface, spec.address), self.host.link_state(
+                spec.interface
+            )
+        return netlink.address_and_link(spec.interface, spec.address)
+
+    def local_steps(
+        self,
+        spec: IPSpec,
+        link_check: bool | None = None,
+        seen: tuple[bool, netlink.LinkState] | None = None,
+    ) -> KitResult | None:
+        """Steps 1 and 2: the failure, or None when both pass (`link_check`: the
+        IP_NOLINKCHECK setting inverted, and `seen`: the facts, when the caller has
+        them already)."""
+        present, link = seen if seen is not None else self.address_and_link(spec)
+        if not present:
+            return _fail("address", f"{spec.address} is not configured on {spec.interface}")
+        if link_check is None:
+            link_check = not self.tunables.get("IP_NOLINKCHECK")
+        if link_check:
+            if not link.exists:
+                return _fail("link", f"{spec.interface} does not exist")
+            if not link.admin_up:
+                return _fail("link", f"{spec.interface} is administratively down")
+            if not link.carrier:
+                return _fail("link", f"{spec.interface} has no carrier (link down)")
+        return None
+
+    def run(self, tag: str, spec: IPSpec) -> KitResult:
+        """Check `spec` now, pinging now; the result names the failed step and why."""
+        start = time.monotonic()
+        failed = self.local_steps(spec)
+        if failed is not None:
+            return failed
+        result = self.reach.test(spec)
+        return replace(result, timings={**result.timings, "check": time.monotonic() - start})
+
+    def run_many(self, specs: Sequence[IPSpec]) -> list[KitResult]:
+        """Check every spec with the subnet's latest shared reachability; never waits."""
+        interval = self.tunables.get("CHECK_INTERVAL")
+        link_check = not self.tunables.get("IP_NOLINKCHECK")
+        shared: dict[tuple[IPNetwork, str], KitResult] = {}
+        results = []
+        if self.host is not None:
+            facts = self.host.lookup([(s.interface, s.address) for s in specs])
+        else:
+            facts = [self.address_and_link(s) for s in specs]
+        for spec, seen in zip(specs, facts, strict=True):
+            failed = self.local_steps(spec, link_check, seen)
+            if failed is not None:
+                results.append(failed)
+                continue
+            where = (spec.network, spec.interface)
+            if where not in shared:
+                shared[where] = self.reach.shared(spec, interval)
+            results.append(shared[where])
+        return results

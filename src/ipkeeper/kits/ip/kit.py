@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
-import time
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.base import KitDescription, Parameter
-from ipkeeper.kits.ip import netlink, packets
+from ipkeeper.kits.ip import batch, netlink, packets
 from ipkeeper.kits.ip.check import HealthCheck, PingLists
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
-from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPSpec
+from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPNetwork, IPSpec
 from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome
 
@@ -23,28 +20,30 @@ def _no_ping_lists(_spec: IPSpec) -> list[IPAddress]:
     return []
 
 
-class _Timer:
-    """Records how long each part of an action took."""
-
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    def __call__(self, part: str, fn: Callable[[], T]) -> T:
-        start = time.monotonic()
-        try:
-            return fn()
-        finally:
-            self.timings[part] = time.monotonic() - start
-
-
 class IPKit:
     """Actions of the IP resource type, following kits/base.py's contract."""
 
     kind = "ip"
 
-    def __init__(self, tunables: Tunables, ping_lists: PingLists = _no_ping_lists) -> None:
+    def __init__(
+        self,
+        tunables: Tunables,
+        ping_lists: PingLists = _no_ping_lists,
+        host: netlink.HostNet | None = None,
+    ) -> None:
         self.tunables = tunables
-        self.check = HealthCheck(tunables, ping_lists)
+        self.host = host  # the host's links and addresses in memory, when the daemon keeps them
+        self.check = HealthCheck(tunables, ping_lists, host)
+        self._specs: dict[str, tuple[object, IPSpec]] = {}
+
+    def spec(self, instance: Instance) -> IPSpec:
+        """The parsed properties of `instance` (parsed once per change of its properties)."""
+        cached = self._specs.get(instance.tag)
+        if cached is not None and cached[0] is instance.props:
+            return cached[1]
+        spec = IPSpec.from_props(instance.props)
+        self._specs[instance.tag] = (instance.props, spec)
+        return spec
 
     def describe(self) -> KitDescription:
         """Parameters of `create ip` and the action timeouts."""
@@ -75,53 +74,66 @@ class IPKit:
 
     def interfaces(self) -> list[InterfaceInfo]:
         """Every interface here, with its state and addresses."""
-        return netlink.interfaces()
+        return self.host.interfaces() if self.host else netlink.interfaces()
 
     def own_addresses(self) -> set[IPAddress]:
         """Every address configured here."""
-        return netlink.own_addresses()
+        return self.check.own_addresses()
 
     def addresses_on(self, ifname: str) -> list[IPInterface]:
         """The addresses configured on `ifname`."""
         return netlink.addresses_on(ifname)
 
-    # -- uniqueness and announcement ------------------------------------------
+    def link_state(self, ifname: str) -> netlink.LinkState:
+        """Whether `ifname` exists, is up and has carrier."""
+        return self.host.link_state(ifname) if self.host else netlink.link_state(ifname)
 
-    def holder(self, spec: IPSpec) -> str | None:
-        """R6: the MAC of another host using the address, or None (the network is asked)."""
+    def has_address(self, spec: IPSpec) -> bool:
+        """True when the VIP is configured on its interface."""
+        if self.host is not None:
+            return self.host.has_address(spec.interface, spec.address)
+        return netlink.has_address(spec.interface, spec.address)
+
+    def noted(self, spec: IPSpec, present: bool) -> None:
+        """This kit added (or deleted) the VIP: the in-memory copy knows at once."""
+        if self.host is not None:
+            self.host.noted(spec.interface, spec.cidr, present)
+
+    def holders(self, specs: list[IPSpec]) -> dict[IPAddress, str]:
+        """R6 for many addresses at once: those another host answers for, with its MAC."""
+        found: dict[IPAddress, str] = {}
         wait = self.tunables.get("IP_UNIQUE_WAIT")
         probes = self.tunables.get("IP_UNIQUE_PROBES")
-        if isinstance(spec.address, ipaddress.IPv4Address):
-            return packets.arp_probe(spec.interface, spec.address, wait=wait, probes=probes)
-        return packets.dad_probe(spec.interface, spec.address, wait=wait, probes=probes)
-
-    def announce(self, spec: IPSpec) -> None:
-        """R7: gratuitous ARP (IPv4) or unsolicited NA (IPv6), IP_GARP_COUNT times."""
-        for _ in range(self.tunables.get("IP_GARP_COUNT")):
-            if isinstance(spec.address, ipaddress.IPv4Address):
-                packets.gratuitous_arp(spec.interface, spec.address)
-            else:
-                packets.unsolicited_na(spec.interface, spec.address)
+        by_interface: dict[str, list[IPAddress]] = {}
+        for spec in specs:
+            by_interface.setdefault(spec.interface, []).append(spec.address)
+        for ifname, addresses in by_interface.items():
+            found.update(packets.probe_many(ifname, addresses, wait=wait, probes=probes))
+        return found
 
     # -- source address (R14) ------------------------------------------------
 
-    def _apply_source(self, spec: IPSpec) -> None:
-        if spec.source_address and spec.address.version == 4:
-            netlink.set_route_source(spec.network, spec.interface, spec.address)
-
-    def _undo_source(self, spec: IPSpec) -> None:
-        route = netlink.subnet_route(spec.network)
-        if route is None or route.prefsrc != spec.address:
-            return
-        # The kernel would delete the route with the address it names as source:
-        # hand the route back to this server's own address in the subnet first.
-        others = [
-            a.ip
-            for a in netlink.addresses_on(spec.interface)
-            if a.version == spec.address.version and a.ip != spec.address and a.ip in spec.network
-        ]
-        if others:
-            netlink.set_route_source(spec.network, spec.interface, others[0])
+    def undo_sources(self, specs: list[IPSpec]) -> None:
+        """Before these VIPs go: where a subnet route names one of them as its source,
+        hand the route back to this server's own address in the subnet (the kernel
+        would otherwise delete the route with the address). One route read per subnet."""
+        leaving: dict[IPNetwork, set[IPAddress]] = {}
+        interface: dict[IPNetwork, str] = {}
+        for spec in specs:
+            if spec.address.version == 4:
+                leaving.setdefault(spec.network, set()).add(spec.address)
+                interface[spec.network] = spec.interface
+        for network, addresses in leaving.items():
+            route = netlink.subnet_route(network)
+            if route is None or route.prefsrc not in addresses:
+                continue
+            others = [
+                a.ip
+                for a in netlink.addresses_on(interface[network])
+                if a.version == 4 and a.ip not in addresses and a.ip in network
+            ]
+            if others:
+                netlink.set_route_source(network, interface[network], others[0])
 
     def source_effective(self, spec: IPSpec) -> bool:
         """True when traffic to the subnet currently leaves with this VIP as source."""
@@ -132,81 +144,30 @@ class IPKit:
 
     def restore(self, instance: Instance) -> KitResult:
         """R7: unique check, add, announce, source address, check once; undo on failure."""
-        spec = IPSpec.from_props(instance.props)
-        if not spec.restore_recover:
-            return KitResult.success(
-                "in service without the address (restore-and-recover disabled)"
-            )
-        timer = _Timer()
-        if not netlink.link_state(spec.interface).exists:
-            return KitResult(
-                Outcome.FAILED_NODE, f"{spec.interface} does not exist", step="interface"
-            )
-        try:
-            present = netlink.has_address(spec.interface, spec.address)
-            if not present and not self.tunables.get("NOIPUNIQUE"):
-                holder = timer("unique", lambda: self.holder(spec))
-                if holder:
-                    return KitResult(
-                        Outcome.FAILED_NODE,
-                        f"{spec.address} is already in use on the network "
-                        f"(answered by {holder}); not added",
-                        step="unique",
-                        timings=timer.timings,
-                        details={"holder": holder},
-                    )
-            timer("add", lambda: netlink.add_address(spec.interface, spec.cidr))
-            timer("announce", lambda: self.announce(spec))
-            timer("source", lambda: self._apply_source(spec))
-            result = timer("check", lambda: self.check.run(instance.tag, spec))
-        except Exception as exc:  # whatever went wrong, leave nothing half-done
-            self._undo(spec)
-            return KitResult(
-                Outcome.FAILED_NODE,
-                f"bring-up failed: {exc}; address removed",
-                step="add",
-                timings=timer.timings,
-            )
-        if not result.ok:
-            self._undo(spec)
-            return KitResult(
-                Outcome.FAILED_NODE,
-                f"check after bring-up failed at {result.reason}; address removed",
-                step=result.step,
-                timings=timer.timings,
-            )
-        adopted = " (already present: adopted)" if present else ""
-        return KitResult.success(
-            f"{spec.cidr} up on {spec.interface}{adopted}; {result.reason}",
-            timings=timer.timings,
-            details=result.details,
-        )
+        return self.restore_many([instance])[0]
 
-    def _undo(self, spec: IPSpec) -> None:
-        self._undo_source(spec)
-        netlink.delete_address(spec.interface, spec.cidr)
+    def restore_many(self, instances: list[Instance]) -> list[KitResult]:
+        """`restore` for many VIPs at once (kits/ip/batch.py): each one's result."""
+        return batch.restore_many(self, instances)
 
     def remove(self, instance: Instance) -> KitResult:
         """R8: give the subnet route back, delete the address; fine if already absent."""
-        spec = IPSpec.from_props(instance.props)
-        self.check.forget(instance.tag)
-        try:
-            present = netlink.has_address(spec.interface, spec.address)
-            self._undo(spec)
-        except (OSError, netlink.NetlinkFailure) as exc:
-            return KitResult(Outcome.FAILED_NODE, f"take-down failed: {exc}", step="remove")
-        return KitResult.success(
-            f"{spec.cidr} removed from {spec.interface}"
-            if present
-            else f"{spec.address} already absent"
-        )
+        return self.remove_many([instance])[0]
+
+    def remove_many(self, instances: list[Instance]) -> list[KitResult]:
+        """`remove` for many VIPs at once: each one's result."""
+        return batch.remove_many(self, instances)
 
     def quick_check(self, instance: Instance) -> KitResult:
-        """R9: address, link, reachability; the first failing step and why."""
+        """R9: address, link, reachability (pinging now); the first failing step and why."""
         spec = IPSpec.from_props(instance.props)
         if not spec.restore_recover:
             return KitResult.success("not checked (restore-and-recover disabled)")
         return self.check.run(instance.tag, spec)
+
+    def quick_check_many(self, instances: list[Instance]) -> list[KitResult]:
+        """R9 for many VIPs, each subnet's reachability shared and never waited for."""
+        return batch.check_many(self, instances)
 
     def time_limit(self, instance: Instance, action: str) -> float:
         """A check pings at most IP_PINGTRIES times IP_PINGTIME, twice (saved responder, then

@@ -10,11 +10,20 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
+import os
 import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPNetwork
@@ -25,6 +34,8 @@ IFF_LOWER_UP = 0x10000
 IFA_F_SECONDARY = 0x01
 IFA_F_NODAD = 0x02
 RT_TABLE_MAIN = 254
+
+log = logging.getLogger("ipkeeper.netlink")
 
 
 class NetlinkFailure(Exception):
@@ -231,3 +242,339 @@ def change_socket() -> socket.socket:
     )  # NETLINK_ROUTE
     sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
     return sock
+
+
+# -- many addresses at once ----------------------------------------------------------
+#
+# Bringing a thousand VIPs up one `ipr.addr("add")` at a time costs a round
+# trip and a parse each (about a second here). These send the requests in
+# batches on one netlink socket, encoded by pyroute2's own message classes,
+# and read the kernel's acknowledgements back by sequence number.
+
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
+RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR = 16, 17, 20, 21
+BATCH = 200
+_NLHDR = struct.Struct("=IHHII")
+
+
+def _addr_message(kind: int, index: int, iface: IPInterface, seq: int) -> bytes:
+    msg = ifaddrmsg()
+    msg["family"] = _family(iface.version)
+    msg["prefixlen"] = iface.network.prefixlen
+    msg["index"] = index
+    ip = str(iface.ip)
+    msg["attrs"] = (
+        [("IFA_LOCAL", ip), ("IFA_ADDRESS", ip)] if iface.version == 4 else [("IFA_ADDRESS", ip)]
+    )
+    if kind == RTM_NEWADDR and iface.version == 6:
+        msg["flags"] = IFA_F_NODAD
+    msg["header"]["type"] = kind
+    flags = NLM_F_REQUEST | NLM_F_ACK
+    if kind == RTM_NEWADDR:
+        flags |= NLM_F_CREATE | NLM_F_EXCL
+    msg["header"]["flags"] = flags
+    msg["header"]["sequence_number"] = seq
+    msg.encode()
+    return bytes(msg.data)
+
+
+def _acknowledged(sock: socket.socket, wanted: set[int], errors: dict[int, int]) -> None:
+    while wanted:
+        data = sock.recv(1 << 20)
+        offset = 0
+        while offset + _NLHDR.size <= len(data):
+            length, kind, _flags, seq, _pid = _NLHDR.unpack_from(data, offset)
+            if kind == NLMSG_ERROR and seq in wanted:
+                errors[seq] = -struct.unpack_from("i", data, offset + _NLHDR.size)[0]
+                wanted.discard(seq)
+            offset += (length + 3) & ~3
+
+
+def _batch(kind: int, items: Sequence[tuple[str, IPInterface]]) -> list[str | None]:
+    """Send `kind` for every (interface, address); per item None or the kernel's refusal."""
+    results: list[str | None] = [None] * len(items)
+    indexes: dict[str, int | None] = {}
+    for ifname, _ in items:
+        if ifname not in indexes:
+            try:
+                indexes[ifname] = socket.if_nametoindex(ifname)
+            except OSError:
+                indexes[ifname] = None
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
+        sock.bind((0, 0))
+        sock.settimeout(5.0)
+        for start in range(0, len(items), BATCH):
+            errors: dict[int, int] = {}
+            frames = []
+            for offset, (ifname, iface) in enumerate(items[start : start + BATCH]):
+                index = indexes[ifname]
+                if index is None:
+                    results[start + offset] = f"{ifname} does not exist"
+                    continue
+                frames.append(_addr_message(kind, index, iface, start + offset + 1))
+            if not frames:
+                continue
+            sock.send(b"".join(frames))
+            wanted = {
+                start + offset + 1
+                for offset in range(len(items[start : start + BATCH]))
+                if results[start + offset] is None
+            }
+            _acknowledged(sock, wanted, errors)
+            for seq, code in errors.items():
+                ok = {RTM_NEWADDR: (0, errno.EEXIST)}.get(
+                    kind, (0, errno.EADDRNOTAVAIL, errno.ENODEV, errno.ENOENT)
+                )
+                if code not in ok:
+                    results[seq - 1] = os.strerror(code)
+    return results
+
+
+def add_addresses(items: Sequence[tuple[str, IPInterface]]) -> list[str | None]:
+    """Add every (interface, address) (secondaries where the subnet is there); per item
+    None, or why the kernel refused it. Already present counts as added."""
+    return _batch(RTM_NEWADDR, items)
+
+
+def delete_addresses(items: Sequence[tuple[str, IPInterface]]) -> list[str | None]:
+    """Delete every (interface, address); per item None, or why the kernel refused it.
+    Already absent counts as deleted."""
+    return _batch(RTM_DELADDR, items)
+
+
+# -- the host's links and addresses, in memory ----------------------------------------
+
+
+@dataclass(frozen=True)
+class HostChange:
+    """A link or an address changed on this host (for the checks to look at once)."""
+
+    ifname: str
+    address: IPAddress | None  # None: the link itself changed
+    present: bool
+
+
+class HostNet:
+    """This host's links and addresses, kept in memory from netlink notifications.
+
+    A thread of its own reads the notifications (links, IPv4 and IPv6
+    addresses) and applies them; every `resync` seconds, and at once when the
+    kernel says notifications were lost (ENOBUFS), it reads everything again.
+    So the address and link steps of a health check are dictionary lookups,
+    whatever the number of addresses on the host. Changes this process makes
+    itself are applied when they are acknowledged (`noted`), before the
+    notification arrives. `listeners` are told of every change, from the
+    thread.
+    """
+
+    def __init__(self, resync: float = 120.0) -> None:
+        self.resync = resync
+        self.listeners: list[Callable[[list[HostChange]], None]] = []
+        self._lock = threading.Lock()
+        self._links: dict[int, tuple[str, int]] = {}  # index -> (name, flags)
+        self._index: dict[str, int] = {}
+        self._addrs: dict[int, set[IPInterface]] = {}
+        self._where: dict[IPAddress, set[int]] = {}  # address -> interfaces that carry it
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self.synced_at = 0.0
+        self.resyncs = 0
+
+    def start(self) -> HostNet:
+        """Subscribe, read everything once, and start the thread (in this thread's namespace)."""
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
+        sock.settimeout(1.0)
+        self._sock = sock
+        # The first read happens on the thread too (pyroute2 does not run on a
+        # thread whose asyncio loop is running); the caller waits for it.
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="hostnet", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(10.0):
+            raise NetlinkFailure("could not read this host's links and addresses within 10 s")
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        if self._sock is not None:
+            self._sock.close()
+
+    # -- reading --------------------------------------------------------------
+
+    def link_state(self, ifname: str) -> LinkState:
+        """Whether `ifname` exists, is up and has carrier."""
+        with self._lock:
+            index = self._index.get(ifname)
+            if index is None:
+                return LinkState(False)
+            flags = self._links[index][1]
+        return LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP))
+
+    def has_address(self, ifname: str, address: IPAddress) -> bool:
+        """True when `address` is configured on `ifname` (any prefix)."""
+        with self._lock:
+            index = self._index.get(ifname)
+            return index is not None and index in self._where.get(address, ())
+
+    def lookup(self, wanted: Sequence[tuple[str, IPAddress]]) -> list[tuple[bool, LinkState]]:
+        """For each (interface, address): is the address there, and the link's state
+        (one lock for the whole batch)."""
+        found = []
+        with self._lock:
+            for ifname, address in wanted:
+                index = self._index.get(ifname)
+                if index is None:
+                    found.append((False, LinkState(False)))
+                    continue
+                flags = self._links[index][1]
+                found.append(
+                    (
+                        index in self._where.get(address, ()),
+                        LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP)),
+                    )
+                )
+        return found
+
+    def interfaces(self) -> list[InterfaceInfo]:
+        """Every interface with its state and addresses."""
+        with self._lock:
+            return [
+                InterfaceInfo(
+                    name=name,
+                    index=index,
+                    admin_up=bool(flags & IFF_UP),
+                    carrier=bool(flags & IFF_LOWER_UP),
+                    loopback=bool(flags & IFF_LOOPBACK),
+                    addresses=tuple(sorted(self._addrs.get(index, ()), key=str)),
+                )
+                for index, (name, flags) in sorted(self._links.items())
+            ]
+
+    def own_addresses(self) -> set[IPAddress]:
+        """Every address configured here."""
+        with self._lock:
+            return {a.ip for addrs in self._addrs.values() for a in addrs}
+
+    # -- changes this process made ---------------------------------------------
+
+    def noted(self, ifname: str, iface: IPInterface, present: bool) -> None:
+        """This process added (or deleted) `iface` on `ifname`, and the kernel said yes."""
+        with self._lock:
+            index = self._index.get(ifname)
+            if index is None:
+                return
+            self._note(index, iface, present)
+
+    def _note(self, index: int, iface: IPInterface, present: bool) -> None:
+        addrs = self._addrs.setdefault(index, set())
+        where = self._where.setdefault(iface.ip, set())
+        if present:
+            addrs.add(iface)
+            where.add(index)
+        else:
+            addrs.discard(iface)
+            if not any(a.ip == iface.ip for a in addrs):
+                where.discard(index)
+            if not where:
+                del self._where[iface.ip]
+
+    # -- the thread -----------------------------------------------------------
+
+    def _full_read(self) -> None:
+        with IPRoute() as ipr:
+            links = ipr.link("dump")
+            addrs = ipr.addr("dump")
+        table = {
+            int(link["index"]): (str(link.get("ifname")), int(link["flags"])) for link in links
+        }
+        by_index: dict[int, set[IPInterface]] = {}
+        for a in addrs:
+            by_index.setdefault(int(a["index"]), set()).add(
+                ipaddress.ip_interface(f"{a.get('address')}/{a['prefixlen']}")
+            )
+        where: dict[IPAddress, set[int]] = {}
+        for index, found in by_index.items():
+            for iface in found:
+                where.setdefault(iface.ip, set()).add(index)
+        with self._lock:
+            self._links = table
+            self._index = {name: index for index, (name, _) in table.items()}
+            self._addrs = by_index
+            self._where = where
+        self.synced_at = time.monotonic()
+        self.resyncs += 1
+
+    def _run(self, ready: threading.Event) -> None:
+        marshal = MarshalRtnl()
+        assert self._sock is not None
+        self._resync_safely()
+        ready.set()
+        while not self._stop.is_set():
+            if time.monotonic() - self.synced_at >= self.resync:
+                self._resync_safely()
+            try:
+                data = self._sock.recv(1 << 20)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # notifications were lost
+                    self._resync_safely()
+                    continue
+                if self._stop.is_set():
+                    return
+                time.sleep(0.1)
+                continue
+            changes = self._apply([m for m in marshal.parse(data)])
+            if changes:
+                for listener in self.listeners:
+                    try:
+                        listener(changes)
+                    except Exception:  # a listener's failure must not stop the cache
+                        log.exception("hostnet listener failed")
+
+    def _resync_safely(self) -> None:
+        try:
+            self._full_read()
+        except Exception:
+            log.exception("hostnet: full read failed; trying again later")
+            self.synced_at = time.monotonic()
+
+    def _apply(self, messages: list[Any]) -> list[HostChange]:
+        changes: list[HostChange] = []
+        with self._lock:
+            for msg in messages:
+                kind = msg["header"]["type"]
+                index = int(msg["index"])
+                if kind in (RTM_NEWLINK, RTM_DELLINK):
+                    name = str(msg.get("ifname") or self._links.get(index, ("?", 0))[0])
+                    if kind == RTM_NEWLINK:
+                        old = self._links.get(index)
+                        self._links[index] = (name, int(msg["flags"]))
+                        self._index[name] = index
+                        if old is None or old[1] != int(msg["flags"]):
+                            changes.append(HostChange(name, None, True))
+                    else:
+                        self._links.pop(index, None)
+                        self._index.pop(name, None)
+                        for iface in list(self._addrs.get(index, ())):
+                            self._note(index, iface, False)
+                        self._addrs.pop(index, None)
+                        changes.append(HostChange(name, None, False))
+                elif kind in (RTM_NEWADDR, RTM_DELADDR):
+                    address = msg.get("address")
+                    if address is None:
+                        continue
+                    iface = ipaddress.ip_interface(f"{address}/{msg['prefixlen']}")
+                    name = self._links.get(index, ("?", 0))[0]
+                    self._note(index, iface, kind == RTM_NEWADDR)
+                    changes.append(HostChange(name, iface.ip, kind == RTM_NEWADDR))
+        return changes

@@ -346,3 +346,116 @@ def echo(
                 if _echo_reply_ident(version, data) == ident and responder not in ignored:
                     return EchoReply(ipaddress.ip_address(responder), time.monotonic() - start)
     return None
+
+
+# --- many addresses at once ---------------------------------------------------
+#
+# A takeover of a thousand VIPs probes and announces them together: one
+# packet socket per protocol and interface, every probe sent in each round,
+# one listening window for all of them, and the announcements in one burst.
+
+
+def _probe_frame(own_mac: bytes, address: IPAddress) -> bytes:
+    if address.version == 4:
+        return _arp_frame(own_mac, 1, b"\0\0\0\0", address.packed)
+    ns = struct.pack("!BBHI", ND_NEIGHBOR_SOLICIT, 0, 0, 0) + address.packed
+    return _ipv6_frame(own_mac, ipaddress.IPv6Address("::"), _solicited_node(address), ns)
+
+
+def _claimed(
+    frame: bytes, wanted: dict[bytes, IPAddress], own_mac: bytes
+) -> tuple[IPAddress, str] | None:
+    """(address, MAC) when this frame shows another host claiming one of `wanted`."""
+    if frame[12:14] == b"\x08\x06" and len(frame) >= 42:
+        for candidate in (frame[28:32], frame[38:42]):
+            found = wanted.get(candidate)
+            if found is not None and (holder := _arp_claimant(frame, candidate, own_mac)):
+                return found, holder
+        return None
+    if frame[12:14] == b"\x86\xdd" and len(frame) >= 14 + 40 + 24:
+        found = wanted.get(frame[62:78])
+        if found is not None and (holder := _nd_claimant(frame, found.packed, own_mac)):
+            return found, holder
+    return None
+
+
+def probe_many(
+    ifname: str,
+    addresses: Sequence[IPAddress],
+    *,
+    wait: float,
+    probes: int = 3,
+    make_socket: SocketFactory = socket.socket,
+) -> dict[IPAddress, str]:
+    """RFC 5227 probes (IPv4) and DAD (IPv6) for every address on `ifname` at once:
+    the holder's MAC of each address another host answers for (absent: free).
+
+    Each of `probes` rounds, spread over the first half of `wait`, probes
+    every address; answers are heard for the whole of `wait`.
+    """
+    holders: dict[IPAddress, str] = {}
+    families = sorted({a.version for a in addresses})
+    with contextlib.ExitStack() as stack:
+        sockets = []
+        for version in families:
+            proto = ETH_P_ARP if version == 4 else ETH_P_IPV6
+            sock, own_mac = stack.enter_context(_packet_socket(make_socket, ifname, proto))
+            mine = [a for a in addresses if a.version == version]
+            frames = [_probe_frame(own_mac, a) for a in mine]
+            sockets.append((sock, own_mac, frames, {a.packed: a for a in mine}))
+        start = time.monotonic()
+        gap = wait / 2 / max(probes - 1, 1)
+        deadline = start + wait
+        for i in range(probes):
+            for sock, _own, frames, _wanted in sockets:
+                for frame in frames:
+                    with contextlib.suppress(BlockingIOError):
+                        sock.send(frame)
+            until = min(start + (i + 1) * gap, deadline) if i < probes - 1 else deadline
+            _listen_all(sockets, until, holders)
+    return holders
+
+
+def _listen_all(
+    sockets: list[tuple[socket.socket, bytes, list[bytes], dict[bytes, IPAddress]]],
+    deadline: float,
+    holders: dict[IPAddress, str],
+) -> None:
+    by_fd = {s.fileno(): (s, own, wanted) for s, own, _f, wanted in sockets}
+    while True:
+        remaining = deadline - time.monotonic()
+        ready, _, _ = select.select(list(by_fd), [], [], max(remaining, 0))
+        if not ready:
+            return
+        for fd in ready:
+            sock, own_mac, wanted = by_fd[fd]
+            data, addr = sock.recvfrom(2048)
+            if addr[2] != PACKET_OUTGOING and (claim := _claimed(data, wanted, own_mac)):
+                holders.setdefault(*claim)
+
+
+def announce_many(
+    ifname: str,
+    addresses: Sequence[IPAddress],
+    count: int,
+    make_socket: SocketFactory = socket.socket,
+) -> None:
+    """Gratuitous ARPs (IPv4) and unsolicited NAs (IPv6) for every address, `count`
+    rounds, in one burst per round."""
+    for version in sorted({a.version for a in addresses}):
+        mine = [a for a in addresses if a.version == version]
+        proto = ETH_P_ARP if version == 4 else ETH_P_IPV6
+        with _packet_socket(make_socket, ifname, proto) as (sock, own_mac):
+            frames = [_announcement(own_mac, a) for a in mine]
+            for _ in range(count):
+                for frame in frames:
+                    with contextlib.suppress(BlockingIOError):
+                        sock.send(frame)
+
+
+def _announcement(own_mac: bytes, address: IPAddress) -> bytes:
+    if address.version == 4:
+        return _arp_frame(own_mac, 1, address.packed, address.packed)
+    na = struct.pack("!BBHI", ND_NEIGHBOR_ADVERT, 0, 0, ND_NA_FLAG_OVERRIDE)
+    na += address.packed + struct.pack("!BB", 2, 1) + own_mac
+    return _ipv6_frame(own_mac, address, ALL_NODES, na)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -133,12 +134,12 @@ class IPSpec:
     source_address: bool = False
     restore_recover: bool = True
 
-    @property
+    @functools.cached_property
     def cidr(self) -> IPInterface:
         """Address with prefix."""
         return interface_of(self.address, self.prefix)
 
-    @property
+    @functools.cached_property
     def network(self) -> IPNetwork:
         """R2: the resource's subnet."""
         return self.cidr.network

@@ -1,0 +1,1 @@
+"""The group kit: a resource that only gathers others."""
