@@ -58,6 +58,13 @@ class _Server(uvicorn.Server):
         """Install nothing."""
         yield
 
+    async def main_loop(self) -> None:
+        """uvicorn's housekeeping once a second, not ten times (an idle daemon stays idle)."""
+        counter = 0
+        while not await self.on_tick(counter):
+            counter = (counter + 10) % 864000
+            await asyncio.sleep(1.0)
+
 
 def unix_listener(path: Path) -> socket.socket:
     """A Unix socket at `path` readable by root only (0600); refuses if a daemon answers there."""

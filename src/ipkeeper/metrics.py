@@ -20,6 +20,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ipkeeper.model.states import KitResult, Outcome
+
 if TYPE_CHECKING:
     from ipkeeper.engine.core import Engine
 
@@ -63,15 +65,15 @@ class Metrics:
             registry=self.registry,
         )
 
-    def checked(self, kind: str, results: list[tuple[str, bool]], seconds: float) -> None:
-        """Count a batch of health checks of one resource type: (tag, ok) each, and the
-        time the batch took (cheap: called for a thousand checks a second)."""
+    def checked(self, kind: str, tags: list[str], results: list[KitResult], seconds: float) -> None:
+        """Count a batch of health checks of one resource type (the tag and result of
+        each) and the time it took (cheap: called for a thousand checks a second)."""
         counts = self.check_counts
-        for tag, ok in results:
+        for tag, result in zip(tags, results, strict=True):
             entry = counts.get(tag)
             if entry is None:
                 entry = counts[tag] = [0, 0]
-            entry[0 if ok else 1] += 1
+            entry[result.outcome is not Outcome.OK] += 1
         if results:
             self.check_seconds.labels(kind).observe(seconds / len(results))
 

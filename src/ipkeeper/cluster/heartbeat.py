@@ -35,6 +35,7 @@ import logging
 import os
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -43,10 +44,12 @@ from dataclasses import dataclass, field
 
 from ipkeeper.cluster import wire
 from ipkeeper.cluster.liveness import PathLiveness
+from ipkeeper.threads import name_this_thread
 
 log = logging.getLogger("ipkeeper.heartbeat")
 
 IP_FREEBIND = 15
+SO_TIMESTAMPNS = 35  # Linux; also the type of the SCM_TIMESTAMPNS control message
 RT_PRIORITY = 10
 MCL_CURRENT, MCL_FUTURE, MCL_ONFAULT = 1, 2, 4
 TOS_CS6 = 0xC0  # network control, as VRRP and corosync mark their packets
@@ -97,6 +100,31 @@ class Change:
     path: PathSpec | None = None
 
 
+_STAMP = struct.Struct("qq")  # struct timespec of SCM_TIMESTAMPNS
+_STAMP_SPACE = socket.CMSG_SPACE(_STAMP.size)
+
+
+@dataclass(frozen=True)
+class _Window:
+    """How to date what one wake-up reads: the monotonic time of the wake-up, the
+    offset of the wall clock (the kernel stamps datagrams with it), and how long
+    this thread was running since it last read."""
+
+    now: float
+    wall_offset: float
+    running: float
+
+    def arrival(self, ancillary: list[tuple[int, int, bytes]]) -> float:
+        """The monotonic time a datagram arrived (its kernel stamp), never before the
+        thread last read (so a pause of this process never ages it)."""
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanos = _STAMP.unpack(payload[: _STAMP.size])
+                stamped = seconds + nanos / 1e9 - self.wall_offset
+                return min(max(stamped, self.now - self.running), self.now)
+        return self.now
+
+
 @dataclass
 class _Path:
     spec: PathSpec
@@ -109,11 +137,15 @@ class _Path:
     peer_seq_at: float = 0.0  # when (monotonic)
     rtt: float | None = None
     since_wall: float = field(default_factory=time.time)
+    route: bytes = b""  # what every heartbeat we send on this path carries
+    expected: bytes = b""  # ... and what the peer's must carry
+    destination: tuple[str, int] = ("", 0)
 
 
 @dataclass
 class _Peer:
     name: str
+    paths: list[_Path] = field(default_factory=list)
     boot: int = 0
     alive: bool = False
     stuck: bool = False
@@ -138,7 +170,7 @@ class Heartbeat:
     ) -> None:
         self.me = me
         self.port = port
-        self.key = key
+        self.key = wire.BeatKey(key)
         self.timing = timing
         self.notify = notify
         self.clock = clock
@@ -158,6 +190,7 @@ class Heartbeat:
         self._paused = 0.0
         self._stuck = False
         self._misses = 4
+        self._locals: dict[int, str] = {}
         self.realtime_note = "not started"
 
     # -- the daemon's side -------------------------------------------------------
@@ -168,10 +201,16 @@ class Heartbeat:
         for spec in self._specs:
             if spec.local not in sockets:
                 sockets[spec.local] = self._socket(spec.local)
-            path = _Path(spec, sockets[spec.local])
+            path = _Path(
+                spec,
+                sockets[spec.local],
+                route=wire.beat_route(self.me, spec.peer, spec.local, spec.remote),
+                expected=wire.beat_route(spec.peer, self.me, spec.remote, spec.local),
+                destination=(spec.remote, self.port),
+            )
             self._paths.append(path)
             self._by_address[(spec.local, spec.remote)] = path
-            self._peers.setdefault(spec.peer, _Peer(spec.peer))
+            self._peers.setdefault(spec.peer, _Peer(spec.peer)).paths.append(path)
         self._loop_tick = self.clock()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
@@ -260,30 +299,35 @@ class Heartbeat:
         log.log(level, "heartbeat thread: %s", self.realtime_note)
 
     def _run(self) -> None:
+        name_this_thread("ipk-heartbeat")
         timing = self.timing()
         self._realtime(timing.realtime)
         self._misses = timing.misses
+        # The thread wakes once per interval (or at a path's deadline) and reads
+        # whatever arrived meanwhile, each datagram at the time the kernel
+        # stamped it: a wake-up per datagram would cost more than the rest.
         selector = selectors.DefaultSelector()
-        for sock in {id(p.sock): p.sock for p in self._paths}.values():
-            selector.register(sock, selectors.EVENT_READ)
         selector.register(self._wake_r, selectors.EVENT_READ)
+        sockets = list({id(p.sock): p.sock for p in self._paths}.values())
+        self._locals = {sock.fileno(): sock.getsockname()[0] for sock in sockets}
+        for sock in sockets:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         next_send = self.clock()
-        expected_wake = self.clock()
         timing_read = 0.0
+        last_wake, excess = self.clock(), 0.0
         while not self._stop.is_set():
-            if self.clock() - timing_read >= 1.0:  # the tunables file is read once a second
-                timing, timing_read = self.timing(), self.clock()
+            now = self.clock()
+            if now - timing_read >= 1.0:  # the tunables file is read once a second
+                timing, timing_read = self.timing(), now
                 self._misses = timing.misses
-            now = self.clock()
-            # Time beyond what we asked to sleep is time this thread did not run.
-            overslept = now - expected_wake
-            if overslept > max(2 * timing.interval, 0.05):
-                self._paused += overslept
             changes: list[Change] = []
-            for key, _ in selector.select(0):
-                if key.fileobj is not self._wake_r:
-                    self._receive(key.fileobj, changes)  # type: ignore[arg-type]
-            now = self.clock()
+            # Nothing that arrived can be older, on the awake clock, than the time
+            # this thread was running since it last looked.
+            window = _Window(now, time.time() - now, max((now - last_wake) - excess, 0.0))
+            for sock in sockets:
+                self._receive(sock, changes, window)
+            last_wake = now
             if now >= next_send:
                 self._check_loop(timing, now)
                 self._send_all(timing, now)
@@ -291,15 +335,22 @@ class Heartbeat:
             self._judge(timing, changes)
             if changes:
                 self._tell(changes)
-            timeout = max(0.001, min(next_send - self.clock(), timing.interval))
-            expected_wake = self.clock() + timeout
-            for key, _ in selector.select(timeout):
-                if key.fileobj is self._wake_r:
-                    with contextlib.suppress(OSError):
-                        self._wake_r.recv(64)
-            # Anything that arrived is read at the top of the next turn.
-            expected_wake = min(expected_wake, self.clock())
+            wake_at = min(next_send, self._next_deadline(timing))
+            timeout = max(0.001, wake_at - self.clock())
+            expected = self.clock() + timeout
+            if selector.select(timeout):  # only stop() wakes it early
+                with contextlib.suppress(OSError):
+                    self._wake_r.recv(64)
+            # Time beyond what we asked to sleep is time this thread did not run.
+            overslept = self.clock() - expected
+            excess = overslept if overslept > max(2 * timing.interval, 0.05) else 0.0
+            self._paused += excess
         selector.close()
+
+    def _next_deadline(self, timing: Timing) -> float:
+        """The monotonic time at which the first path would be judged down."""
+        deadlines = [d for p in self._paths if (d := p.judge.deadline(timing.misses)) is not None]
+        return min(deadlines) + self._paused if deadlines else float("inf")
 
     def _awake(self, now: float) -> float:
         return now - self._paused
@@ -329,31 +380,25 @@ class Heartbeat:
         flags = (wire.FLAG_STUCK if self._stuck else 0) | (wire.FLAG_READY if self.ready else 0)
         for path in self._paths:
             path.seq += 1
-            beat = wire.Beat(
-                self.me,
-                path.spec.peer,
-                path.spec.local,
-                path.spec.remote,
-                self.boot,
-                path.seq,
-                path.peer_boot,
-                path.peer_seq,
-                max(now - path.peer_seq_at, 0.0) if path.peer_seq else 0.0,
-                timing.interval,
-                flags,
-            )
+            held = max(now - path.peer_seq_at, 0.0) if path.peer_seq else 0.0
+            datagram = wire.seal_beat_fields(
+                self.key, path.route, flags, timing.interval, self.boot, path.seq,
+                path.peer_boot, path.peer_seq, held,
+            )  # fmt: skip
             path.sent.append((path.seq, now))
             try:
-                path.sock.sendto(wire.seal_beat(self.key, beat), (path.spec.remote, self.port))
+                path.sock.sendto(datagram, path.destination)
             except OSError as exc:
                 if exc.errno not in (errno.EAGAIN, errno.ENETUNREACH, errno.EHOSTUNREACH):
                     log.debug("heartbeat on %s: %s", path.spec.remote, exc)
 
-    def _receive(self, sock: socket.socket, changes: list[Change]) -> None:
-        local = sock.getsockname()[0]
+    def _receive(self, sock: socket.socket, changes: list[Change], window: _Window) -> None:
+        local = self._locals[sock.fileno()]
         for _ in range(1024):  # bounded: a flood cannot hold the thread
             try:
-                data, source = sock.recvfrom(512)
+                data, ancillary, _flags, source = sock.recvmsg(
+                    512, _STAMP_SPACE, socket.MSG_DONTWAIT
+                )
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -365,56 +410,57 @@ class Heartbeat:
                 )
                 continue
             try:
-                beat = wire.open_beat(self.key, data)
+                fields, route = wire.open_beat_fields(self.key, data)
             except wire.FrameError as exc:
                 self._drop(f"{local}<-{source[0]}", str(exc))
                 continue
-            self._accept(path, beat, changes)
+            if route != path.expected:
+                sender, receiver, *_ = wire.describe_route(route)
+                self._drop(
+                    f"{local}<-{source[0]}",
+                    f"heartbeat from {sender!r} to {receiver!r} on the path to {path.spec.peer}",
+                )
+                continue
+            self._accept(path, fields, changes, window.arrival(ancillary))
 
     def _drop(self, where: str, reason: str) -> None:
         self.dropped += 1
         self.on_drop(where, reason)
 
-    def _accept(self, path: _Path, beat: wire.Beat, changes: list[Change]) -> None:
+    def _accept(
+        self, path: _Path, fields: tuple[int, ...], changes: list[Change], arrived: float
+    ) -> None:
         spec = path.spec
-        if (beat.sender, beat.receiver) != (spec.peer, self.me) or (
-            beat.source,
-            beat.destination,
-        ) != (spec.remote, spec.local):
-            self._drop(
-                f"{spec.local}<-{spec.remote}",
-                f"heartbeat from {beat.sender!r} to {beat.receiver!r} on the path to {spec.peer}",
-            )
-            return
-        now = self.clock()
+        flags, interval_ms, boot, seq, echo_boot, echo, held_us = fields
+        interval, held = interval_ms / 1000, held_us / 1e6
+        now = arrived
         # It proves the path works both ways only if it echoes one of ours sent
         # within the silence this path allows: a peer that stopped hearing us
         # (a one-way cut) stops counting as soon as it would have by silence.
-        sent_at = self._sent_at(path, beat.echo_boot, beat.echo)
+        sent_at = self._sent_at(path, echo_boot, echo)
         fresh = sent_at is not None and now - sent_at <= path.judge.silence_limit(self._misses)
-        if beat.boot == path.peer_boot:
-            if beat.seq <= path.peer_seq:
+        if boot == path.peer_boot:
+            if seq <= path.peer_seq:
                 return  # a duplicate, or a replay within the run
         elif not fresh and path.judge.up:
             return  # another run's datagram while this run is heard: a replay, or unproven
-        path.peer_boot, path.peer_seq, path.peer_seq_at = beat.boot, beat.seq, now
+        path.peer_boot, path.peer_seq, path.peer_seq_at = boot, seq, now
         if not fresh:
             return  # authentic, but it proves nothing: it does not echo a recent heartbeat
         assert sent_at is not None
-        rtt = max(now - sent_at - beat.held, 0.0)
+        rtt = max(now - sent_at - held, 0.0)
         with self._lock:
             path.rtt = rtt if path.rtt is None else 0.8 * path.rtt + 0.2 * rtt
             peer = self._peers[spec.peer]
-            if peer.boot != beat.boot:
+            if peer.boot != boot:
                 if peer.boot and peer.alive:
                     changes.append(Change("restart", spec.peer, True, "a new run of its daemon"))
-                for other in self._paths:
-                    if other.spec.peer == spec.peer:
-                        other.judge.restart()
-                peer.boot = beat.boot
-            peer.ready = bool(beat.flags & wire.FLAG_READY)
-            peer.stuck = bool(beat.flags & wire.FLAG_STUCK)
-            if path.judge.heard(self._awake(now), beat.seq, beat.interval):
+                for other in peer.paths:
+                    other.judge.restart()
+                peer.boot = boot
+            peer.ready = bool(flags & wire.FLAG_READY)
+            peer.stuck = bool(flags & wire.FLAG_STUCK)
+            if path.judge.heard(self._awake(self.clock()) - (self.clock() - now), seq, interval):
                 path.since_wall = time.time()
                 changes.append(Change("path", spec.peer, True, path=spec))
 
@@ -436,7 +482,7 @@ class Heartbeat:
                         Change("path", path.spec.peer, False, path.judge.reason, path.spec)
                     )
             for peer in self._peers.values():
-                paths = [p for p in self._paths if p.spec.peer == peer.name]
+                paths = peer.paths
                 alive = any(p.judge.up for p in paths) and not peer.stuck
                 if alive == peer.alive:
                     continue

@@ -317,10 +317,10 @@ class ClusterNode:
                     path.close()
 
     async def _tick(self, stop: asyncio.Event) -> None:
-        """Tell the heartbeat thread, every 100 ms, that this loop still turns."""
+        """Tell the heartbeat thread, twice a second, that this loop still turns."""
         while not stop.is_set():
             self.heartbeat.loop_alive()
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
 
     async def _listen(self, local: str, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -148,14 +148,14 @@ TUNABLES: dict[str, Tunable] = {
         ),
         Tunable(
             "HBEAT_INTERVAL",
-            0.05,
+            0.1,
             _number(float, 0.01, 10),
             "s",
             "time between heartbeats on each comm path (R25)",
         ),
         Tunable(
             "HBEAT_MISSES",
-            4,
+            3,
             _number(int, 2, 100),
             "count",
             "heartbeat intervals without any frame before a path is down (R25)",

@@ -31,6 +31,7 @@ from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome, ResourceState
 from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import Repo, ResourceRecord, StoredSet
+from ipkeeper.threads import name_this_thread
 
 log = logging.getLogger("ipkeeper.engine")
 
@@ -55,9 +56,12 @@ class Engine:
         self.tunables = tunables
         self.locks = HierarchyLocks()
         self.catalog = asyncio.Lock()  # create/delete/depend/extend change what exists
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kit")
+        self.pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="ipk-kit", initializer=name_this_thread
+        )
         self.busy: dict[str, tuple[str, float]] = {}  # resource id -> (action, started)
         self.last_check: dict[str, tuple[KitResult, float]] = {}  # resource id -> (result, when)
+        self._instances: dict[str, tuple[ResourceRecord, Instance]] = {}
         self.table = table or PeerTable(server)  # what is known of each peer
         self.peers: Peers = Standalone(server, self.table)
         self.metrics = Metrics()
@@ -95,11 +99,17 @@ class Engine:
         return kit
 
     def instance(self, rec: ResourceRecord) -> Instance:
-        """The kit's view of this server's instance of `rec`."""
+        """The kit's view of this server's instance of `rec` (the same object until the
+        definition changes, so kits may keep what they derive from it)."""
+        cached = self._instances.get(rec.id)
+        if cached is not None and cached[0] is rec:
+            return cached[1]
         inst = rec.instance(self.server)
         if inst is None:
             raise LookupError(f"{rec.tag_on(self.server)} is not extended to {self.server}")
-        return Instance(inst.tag, rec.kind, inst.props)
+        made = Instance(inst.tag, rec.kind, inst.props)
+        self._instances[rec.id] = (rec, made)
+        return made
 
     def state(self, resource_id: str) -> ResourceState | None:
         """This server's state of a resource, or None when not extended here."""

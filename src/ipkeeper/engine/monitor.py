@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -52,7 +53,10 @@ class Monitor:
             lambda rid, ids, why: stop_hierarchy(engine, rid, ids, why)
         )
         self.next_due: dict[str, float] = {}  # ISP instances and when each is due
-        self._heap: list[tuple[float, str]] = []
+        # Instances due at the same time form one cohort, checked as one batch; the
+        # heap holds each cohort's time once.
+        self._cohorts: dict[float, list[str]] = {}
+        self._heap: list[float] = []
         self.running: set[str] = set()
         self.recoveries: dict[str, list[float]] = {}
         self.checks = 0
@@ -69,18 +73,29 @@ class Monitor:
         if st is None or st.state is not ResourceState.ISP or st.pending is not None:
             self.next_due.pop(rid, None)
         elif rid not in self.next_due:
-            self._due(rid, time.monotonic() + self.engine.tunables.get("CHECK_INTERVAL"))
+            self._due([rid], self._next_slot(time.monotonic()))
 
-    def _due(self, rid: str, when: float) -> None:
-        self.next_due[rid] = when
-        heapq.heappush(self._heap, (when, rid))
+    def _next_slot(self, now: float) -> float:
+        """The next time on the CHECK_INTERVAL grid after `now` (at most an interval away):
+        checks fall due together, so a thousand VIPs make one batch (and one wake-up) a
+        second rather than ten."""
+        interval = self.engine.tunables.get("CHECK_INTERVAL")
+        return float((math.floor(now / interval + 1e-9) + 1) * interval)
+
+    def _due(self, rids: list[str], when: float) -> None:
+        cohort = self._cohorts.get(when)
+        if cohort is None:
+            cohort = self._cohorts[when] = []
+            heapq.heappush(self._heap, when)
+        cohort.extend(rids)
+        next_due = self.next_due
+        for rid in rids:
+            next_due[rid] = when
 
     def check_now(self, resource_ids: Iterable[str] | None = None) -> None:
         """Make these in-service instances (all, when None) due at once."""
-        now = time.monotonic()
-        for rid in list(self.next_due) if resource_ids is None else resource_ids:
-            if rid in self.next_due:
-                self._due(rid, now)
+        wanted = list(self.next_due) if resource_ids is None else resource_ids
+        self._due([r for r in wanted if r in self.next_due], time.monotonic())
         self.wakeup.set()
 
     def host_changed(self, interfaces: set[str], addresses: set[str]) -> None:
@@ -97,15 +112,17 @@ class Monitor:
             self.check_now(touched)
 
     def _take_due(self, now: float) -> list[str]:
-        due = []
-        while self._heap and self._heap[0][0] <= now + TICK / 2:
-            when, rid = heapq.heappop(self._heap)
-            if self.next_due.get(rid) != when or rid in self.running:
-                continue  # superseded, or no longer ISP, or still being checked
-            if self.engine.locks.busy(rid):
-                self._due(rid, now + TICK)
-                continue
-            due.append(rid)
+        due: list[str] = []
+        later: list[str] = []
+        next_due, running, locks = self.next_due, self.running, self.engine.locks
+        while self._heap and self._heap[0] <= now + TICK / 2:
+            when = heapq.heappop(self._heap)
+            for rid in self._cohorts.pop(when, ()):
+                if next_due.get(rid) != when or rid in running:
+                    continue  # superseded, or no longer ISP, or still being checked
+                (later if locks.busy(rid) else due).append(rid)
+        if later:
+            self._due(later, now + TICK)
         return due
 
     # -- running -------------------------------------------------------------------
@@ -117,7 +134,7 @@ class Monitor:
             due = self._take_due(now)
             if due:
                 self._start(due)
-            until = self._heap[0][0] - time.monotonic() if self._heap else 1.0
+            until = self._heap[0] - time.monotonic() if self._heap else 1.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), min(max(until, TICK), 1.0))
             self.wakeup.clear()
@@ -141,30 +158,26 @@ class Monitor:
 
     async def _check(self, recs: list[ResourceRecord]) -> None:
         engine = self.engine
-        interval = engine.tunables.get("CHECK_INTERVAL")
+        started = time.monotonic()
         try:
-            started = time.monotonic()
             results = await engine.act_many(recs, "quick_check")
             at = time.time()
-            tags = [rec.tag_on(engine.server) for rec in recs]
+            instances = [engine.instance(rec) for rec in recs]
             engine.metrics.checked(
-                recs[0].kind,
-                [(tag, r.ok) for tag, r in zip(tags, results, strict=True)],
-                time.monotonic() - started,
+                recs[0].kind, [i.tag for i in instances], results, time.monotonic() - started
             )
+            last = engine.last_check
             for rec, result in zip(recs, results, strict=True):
-                engine.last_check[rec.id] = (result, at)
+                last[rec.id] = (result, at)
                 if not result.ok:
                     self._spawn(self._failed(rec.id, result))
             self.checks += len(recs)
         except Exception:
             log.exception("checks of %d resources failed unexpectedly", len(recs))
         finally:
-            now = time.monotonic()
-            for rec in recs:
-                self.running.discard(rec.id)
-                if rec.id in self.next_due:
-                    self._due(rec.id, now + interval)
+            ids = [rec.id for rec in recs]
+            self.running.difference_update(ids)
+            self._due([rid for rid in ids if rid in self.next_due], self._next_slot(started))
             self.wakeup.set()
 
     def _spawn(self, work: Awaitable[None]) -> None:

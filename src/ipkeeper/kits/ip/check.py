@@ -29,8 +29,10 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.ip import netlink, packets
 from ipkeeper.kits.ip.params import IPAddress, IPNetwork, IPSpec
 from ipkeeper.model.states import KitResult, Outcome
+from ipkeeper.threads import name_this_thread
 
 PingLists = Callable[[IPSpec], Sequence[IPAddress]]
+_NOT_CHECKED = KitResult(Outcome.FAILED_LOCAL, "not checked", step="address")
 SubnetKey = tuple[IPNetwork, str, tuple[IPAddress, ...]]  # subnet, interface, ping list
 
 
@@ -104,7 +106,9 @@ class Reachability:
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reach")
+            self._pool = ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="ipk-reach", initializer=name_this_thread
+            )
         return self._pool
 
     def _background(self, key: SubnetKey, spec: IPSpec, listed: list[IPAddress]) -> None:
@@ -223,14 +227,7 @@ class HealthCheck:
             return _fail("address", f"{spec.address} is not configured on {spec.interface}")
         if link_check is None:
             link_check = not self.tunables.get("IP_NOLINKCHECK")
-        if link_check:
-            if not link.exists:
-                return _fail("link", f"{spec.interface} does not exist")
-            if not link.admin_up:
-                return _fail("link", f"{spec.interface} is administratively down")
-            if not link.carrier:
-                return _fail("link", f"{spec.interface} has no carrier (link down)")
-        return None
+        return self._link_failure(spec, link) if link_check else None
 
     def run(self, tag: str, spec: IPSpec) -> KitResult:
         """Check `spec` now, pinging now; the result names the failed step and why."""
@@ -242,22 +239,44 @@ class HealthCheck:
         return replace(result, timings={**result.timings, "check": time.monotonic() - start})
 
     def run_many(self, specs: Sequence[IPSpec]) -> list[KitResult]:
-        """Check every spec with the subnet's latest shared reachability; never waits."""
+        """Check every spec with the subnet's latest shared reachability; never waits.
+
+        VIPs are taken a subnet and interface at a time: the link is looked at
+        once, the addresses that are missing are found by one set difference,
+        and every healthy VIP of the group gets the group's one result."""
         interval = self.tunables.get("CHECK_INTERVAL")
         link_check = not self.tunables.get("IP_NOLINKCHECK")
-        shared: dict[tuple[IPNetwork, str], KitResult] = {}
-        results = []
-        if self.host is not None:
-            facts = self.host.lookup([(s.interface, s.address) for s in specs])
-        else:
-            facts = [self.address_and_link(s) for s in specs]
-        for spec, seen in zip(specs, facts, strict=True):
-            failed = self.local_steps(spec, link_check, seen)
-            if failed is not None:
-                results.append(failed)
-                continue
-            where = (spec.network, spec.interface)
-            if where not in shared:
-                shared[where] = self.reach.shared(spec, interval)
-            results.append(shared[where])
+        groups: dict[tuple[IPNetwork, str], list[int]] = {}
+        for i, spec in enumerate(specs):
+            groups.setdefault((spec.network, spec.interface), []).append(i)
+        results: list[KitResult] = [_NOT_CHECKED] * len(specs)
+        for (_, ifname), members in groups.items():
+            addresses = {specs[i].address for i in members}
+            if self.host is not None:
+                missing, link = self.host.missing(ifname, addresses)
+            else:
+                missing = {a for a in addresses if not netlink.has_address(ifname, a)}
+                link = netlink.link_state(ifname)
+            first = specs[members[0]]
+            healthy = self._link_failure(first, link) if link_check else None
+            if healthy is None:
+                healthy = self.reach.shared(first, interval)
+            for i in members:
+                spec = specs[i]
+                if spec.address in missing:
+                    results[i] = _fail(
+                        "address", f"{spec.address} is not configured on {spec.interface}"
+                    )
+                else:
+                    results[i] = healthy
         return results
+
+    @staticmethod
+    def _link_failure(spec: IPSpec, link: netlink.LinkState) -> KitResult | None:
+        if not link.exists:
+            return _fail("link", f"{spec.interface} does not exist")
+        if not link.admin_up:
+            return _fail("link", f"{spec.interface} is administratively down")
+        if not link.carrier:
+            return _fail("link", f"{spec.interface} has no carrier (link down)")
+        return None

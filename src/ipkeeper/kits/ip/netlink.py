@@ -27,6 +27,7 @@ from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPNetwork
+from ipkeeper.threads import name_this_thread
 
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
@@ -376,6 +377,7 @@ class HostNet:
         self._index: dict[str, int] = {}
         self._addrs: dict[int, set[IPInterface]] = {}
         self._where: dict[IPAddress, set[int]] = {}  # address -> interfaces that carry it
+        self._ips: dict[int, set[IPAddress]] = {}  # interface -> the addresses it carries
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -429,20 +431,34 @@ class HostNet:
         """For each (interface, address): is the address there, and the link's state
         (one lock for the whole batch)."""
         found = []
+        missing = LinkState(False)
+        states: dict[str, tuple[int | None, LinkState]] = {}
         with self._lock:
+            where, index_of, links = self._where, self._index, self._links
             for ifname, address in wanted:
-                index = self._index.get(ifname)
-                if index is None:
-                    found.append((False, LinkState(False)))
-                    continue
-                flags = self._links[index][1]
-                found.append(
-                    (
-                        index in self._where.get(address, ()),
-                        LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP)),
-                    )
-                )
+                known = states.get(ifname)
+                if known is None:
+                    index = index_of.get(ifname)
+                    if index is None:
+                        known = (None, missing)
+                    else:
+                        flags = links[index][1]
+                        up, carrier = bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP)
+                        known = (index, LinkState(True, up, carrier))
+                    states[ifname] = known
+                index, link = known
+                found.append((index is not None and index in where.get(address, ()), link))
         return found
+
+    def missing(self, ifname: str, addresses: set[IPAddress]) -> tuple[set[IPAddress], LinkState]:
+        """Which of `addresses` are not configured on `ifname`, and the link's state."""
+        with self._lock:
+            index = self._index.get(ifname)
+            if index is None:
+                return set(addresses), LinkState(False)
+            flags = self._links[index][1]
+            found = addresses - self._ips.get(index, set())
+        return found, LinkState(True, bool(flags & IFF_UP), bool(flags & IFF_LOWER_UP))
 
     def interfaces(self) -> list[InterfaceInfo]:
         """Every interface with its state and addresses."""
@@ -477,13 +493,16 @@ class HostNet:
     def _note(self, index: int, iface: IPInterface, present: bool) -> None:
         addrs = self._addrs.setdefault(index, set())
         where = self._where.setdefault(iface.ip, set())
+        ips = self._ips.setdefault(index, set())
         if present:
             addrs.add(iface)
             where.add(index)
+            ips.add(iface.ip)
         else:
             addrs.discard(iface)
             if not any(a.ip == iface.ip for a in addrs):
                 where.discard(index)
+                ips.discard(iface.ip)
             if not where:
                 del self._where[iface.ip]
 
@@ -510,10 +529,12 @@ class HostNet:
             self._index = {name: index for index, (name, _) in table.items()}
             self._addrs = by_index
             self._where = where
+            self._ips = {index: {a.ip for a in found} for index, found in by_index.items()}
         self.synced_at = time.monotonic()
         self.resyncs += 1
 
     def _run(self, ready: threading.Event) -> None:
+        name_this_thread("ipk-hostnet")
         marshal = MarshalRtnl()
         assert self._sock is not None
         self._resync_safely()
@@ -568,6 +589,7 @@ class HostNet:
                         for iface in list(self._addrs.get(index, ())):
                             self._note(index, iface, False)
                         self._addrs.pop(index, None)
+                        self._ips.pop(index, None)
                         changes.append(HostChange(name, None, False))
                 elif kind in (RTM_NEWADDR, RTM_DELADDR):
                     address = msg.get("address")
