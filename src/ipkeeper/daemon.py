@@ -146,7 +146,9 @@ def build_engine(config: daemon_config.DaemonConfig) -> Engine:
     host = netlink.HostNet().start()  # this host's links and addresses, kept in memory
     kits = KitRegistry(IPKit(tunables, ping_list, host), AppKit(config.name), GroupKit())
     table = PeerTable(config.name, [(p.name, p.witness) for p in config.peer])
-    return Engine(config.name, repo, EventLog(db, config.name), kits, tunables, table=table)
+    return Engine(
+        config.name, repo, EventLog(db, config.name, tunables), kits, tunables, table=table
+    )
 
 
 def join_cluster(

@@ -134,3 +134,28 @@ def test_the_mirror_matches_the_database_after_commits_and_rollbacks(tmp_path: P
     assert fresh.setting("k") == repo.setting("k") == "v"
     assert repo.graph().component("r1") == {"r1", "r2"}
     assert repo.resource_by_tag("app") == repo.resource("r2")
+
+
+def test_an_event_storm_stays_within_the_log_s_bounds(tmp_path: Path) -> None:
+    from ipkeeper.config.tunables import Tunables
+    from ipkeeper.store import events as events_module
+
+    tunables = tmp_path / "tunables"
+    tunables.write_text("EVENTS_MAX_ROWS=1000\n")
+    log = EventLog(open_db(tmp_path / "db"), "s1", Tunables(tunables))
+    # One root cause repeated: one row, counted.
+    for _ in range(5000):
+        log.add("not-taken", "198.18.0.50 is already in use on the network", tag="ip-a")
+    [row] = log.recent(10)
+    assert row.count == 5000 and row.last is not None
+    # Alternations keep their order: nothing is merged across them.
+    for state in ("OSF", "ISP", "OSF"):
+        log.add("state", f"{state}: x", tag="ip-b")
+    assert [e.message for e in log.recent(3)] == ["OSF: x", "ISP: x", "OSF: x"]
+    # A storm of different events: pruned to the newest EVENTS_MAX_ROWS.
+    for i in range(3 * events_module.PRUNE_EVERY + 7):
+        log.add("path", f"comm path {i} down", tag=None)
+    assert log.count() <= 1000 + events_module.PRUNE_EVERY
+    log.prune()
+    assert log.count() == 1000
+    assert log.recent(1)[0].message == f"comm path {3 * events_module.PRUNE_EVERY + 6} down"

@@ -198,6 +198,27 @@ TUNABLES: dict[str, Tunable] = {
             "QUORUM_RELEASE: the time a merely cut-off holder may need to take it down (R32)",
         ),
         Tunable(
+            "EVENTS_MAX_ROWS",
+            100_000,
+            _number(int, 1000, 10_000_000),
+            "count",
+            "events kept at most (the oldest are deleted first)",
+        ),
+        Tunable(
+            "EVENTS_MAX_AGE",
+            30 * 86400.0,
+            _number(float, 3600, 10 * 365 * 86400),
+            "s",
+            "events older than this are deleted (30 days)",
+        ),
+        Tunable(
+            "EVENTS_COALESCE",
+            60.0,
+            _number(float, 0, 86400),
+            "s",
+            "an event identical to one this recent adds to its count instead of a row",
+        ),
+        Tunable(
             "RECOVERY_WINDOW",
             60.0,
             _number(float, 1, 86400),

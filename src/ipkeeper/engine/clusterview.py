@@ -161,6 +161,12 @@ class ViewBuilder:
         hid = self._of.get(resource_id)
         return self._members[hid] if hid is not None else frozenset({resource_id})
 
+    def has_news(self) -> bool:
+        """True when something was marked since the decision loop last looked."""
+        return bool(
+            self._changed or self._pending_rids or self._pending_servers or self._pending_all
+        )
+
     def take_changed(self) -> set[HierarchyId]:
         """The hierarchies marked changed since the last call (for the decision loop)."""
         self._resolve()

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -74,6 +74,12 @@ MIGRATIONS: dict[int, str] = {
         key         TEXT PRIMARY KEY,
         value       TEXT NOT NULL
     );
+    """,
+    # Repeated identical events are kept as one row with a count (store/events.py).
+    2: """
+    ALTER TABLE events ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE events ADD COLUMN last_ts REAL;
+    CREATE INDEX events_ts ON events(ts);
     """,
 }
 

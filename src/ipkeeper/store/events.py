@@ -1,5 +1,14 @@
 """The event log (R29): every state change, check failure, recovery, failover and
-administrative action, with its reason, committed before it is reported."""
+administrative action, with its reason, committed before it is reported.
+
+Bounded: an event identical to the last one logged about the same resource
+(same kind and message) less than EVENTS_COALESCE seconds ago adds one to
+that row's count instead of a row, so one root cause repeated a thousand
+times is one line saying so, while alternations (up, down, up) keep their
+order;
+rows older than EVENTS_MAX_AGE, or beyond the newest EVENTS_MAX_ROWS, are
+deleted (checked every PRUNE_EVERY new rows).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +19,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ipkeeper.config.tunables import Tunables
 from ipkeeper.store.db import Database
 
 log = logging.getLogger("ipkeeper.events")
+PRUNE_EVERY = 1000
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,8 @@ class Event:
     kind: str
     message: str
     details: dict[str, Any]
+    count: int = 1  # how many times it happened (identical repeats are coalesced)
+    last: float | None = None  # when it last happened, when more than once
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -35,14 +48,73 @@ class Event:
 class EventLog:
     """Appends events to the database and wakes anyone following the log."""
 
-    def __init__(self, db: Database, server: str) -> None:
+    def __init__(self, db: Database, server: str, tunables: Tunables | None = None) -> None:
         self.db = db
         self.server = server
+        self.tunables = tunables
         self._waiters: set[asyncio.Event] = set()
+        self._recent: dict[tuple[str, str | None, str], tuple[int, float]] = {}
+        self._last_of: dict[str | None, tuple[str, str | None, str]] = {}  # tag -> its last
+        self._since_prune = 0
+
+    def _setting(self, name: str, default: float) -> float:
+        return float(self.tunables.get(name)) if self.tunables is not None else default
 
     def add(self, kind: str, message: str, tag: str | None = None, **details: Any) -> Event:
         """Record an event (committed on return) and log it as `[tag@server] message`."""
         ts = time.time()
+        key = (kind, tag, message)
+        seen = self._recent.get(key)
+        last = self._last_of.get(tag)
+        if (
+            seen is not None
+            and last == key
+            and ts - seen[1] < self._setting("EVENTS_COALESCE", 60.0)
+        ):
+            assert seen is not None
+            repeated = self._repeat(seen[0], ts)
+            if repeated is not None:
+                self._recent[key] = (seen[0], ts)
+                return repeated
+        event = self._insert(kind, message, tag, details, ts)
+        if len(self._recent) > 10_000:
+            self._recent.clear()
+            self._last_of.clear()
+        self._recent[key] = (event.id, ts)
+        self._last_of[tag] = key
+        self._since_prune += 1
+        if self._since_prune >= PRUNE_EVERY:
+            self.prune()
+        return event
+
+    def _repeat(self, event_id: int, ts: float) -> Event | None:
+        """One more of an event logged a moment ago: its count grows; no new row."""
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE events SET count = count + 1, last_ts = ? WHERE id = ?", (ts, event_id)
+            )
+            rows = conn.execute("SELECT * FROM events WHERE id = ?", (event_id,)).fetchall()
+        if not rows:
+            return None
+        for waiter in list(self._waiters):
+            waiter.set()
+        return _event(rows[0])
+
+    def prune(self) -> int:
+        """Delete what is beyond the bounds (see the module docstring); rows deleted."""
+        self._since_prune = 0
+        max_rows = int(self._setting("EVENTS_MAX_ROWS", 100_000))
+        oldest = time.time() - self._setting("EVENTS_MAX_AGE", 30 * 86400.0)
+        with self.db.transaction() as conn:
+            top = conn.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
+            cur = conn.execute(
+                "DELETE FROM events WHERE id <= ? OR ts < ?", (top - max_rows, oldest)
+            )
+            return int(cur.rowcount or 0)
+
+    def _insert(
+        self, kind: str, message: str, tag: str | None, details: dict[str, Any], ts: float
+    ) -> Event:
         with self.db.transaction() as conn:
             cur = conn.execute(
                 "INSERT INTO events(ts, server, tag, kind, message, details) VALUES (?, ?, ?, ?, ?, ?)",
@@ -61,6 +133,10 @@ class EventLog:
             waiter.set()
         return Event(event_id, ts, self.server, tag, kind, message, details)
 
+    def count(self) -> int:
+        """Rows in the log now."""
+        return int(self.db.query("SELECT COUNT(*) AS n FROM events")[0]["n"])
+
     def recent(self, limit: int = 50, after: int = 0, tag: str | None = None) -> list[Event]:
         """The last `limit` events with an id above `after`, oldest first."""
         sql = "SELECT * FROM events WHERE id > ?"
@@ -71,18 +147,7 @@ class EventLog:
         sql += " ORDER BY id DESC LIMIT ?"
         params.append(limit)
         rows = self.db.query(sql, tuple(params))
-        return [
-            Event(
-                r["id"],
-                r["ts"],
-                r["server"],
-                r["tag"],
-                r["kind"],
-                r["message"],
-                json.loads(r["details"]),
-            )
-            for r in reversed(rows)
-        ]
+        return [_event(r) for r in reversed(rows)]
 
     async def wait(self, timeout: float) -> None:
         """Return when a new event is added, or after `timeout` seconds."""
@@ -94,3 +159,17 @@ class EventLog:
             pass
         finally:
             self._waiters.discard(waiter)
+
+
+def _event(r: Any) -> Event:
+    return Event(
+        r["id"],
+        r["ts"],
+        r["server"],
+        r["tag"],
+        r["kind"],
+        r["message"],
+        json.loads(r["details"]),
+        int(r["count"]),
+        r["last_ts"],
+    )
