@@ -6,13 +6,15 @@ set -euo pipefail
 venv=${1:-.venv}
 
 # Debian packages: iproute2, iputils-ping and curl are for humans and tests
-# poking at the lab (the product itself never runs them); chromium for the GUI
-# tests (Playwright drives Debian's Chromium); python3-venv for the venv.
+# poking at the lab (the product itself never runs them); nftables for the
+# lab's lossy comm paths; chromium for the GUI tests (Playwright drives
+# Debian's Chromium); python3-venv for the venv.
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)  # lab: lossy comm paths
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

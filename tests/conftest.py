@@ -11,6 +11,7 @@ from pyroute2 import IPRoute
 
 from ipkeeper.lab import control, daemons, faults
 from ipkeeper.lab.topology import Topology
+from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer
 
 
@@ -129,8 +130,16 @@ def servers(lab: Topology) -> Iterator[dict[str, LabServer]]:
         daemons.start(node)
     for server in found.values():
         server.tune()
-        for _ in range(10):
-            resources = server.status()["resources"]
+        resources = server.status()["resources"]
+        for _ in range(len(resources) + 10):
             if not resources:
                 break
             server.api("DELETE", f"/resources/{resources[0]['tag']}")
+            resources = server.status()["resources"]
+    # Deletions reach the peers as they learn them (at once, or at the next catalog
+    # exchange): the next test starts from an empty cluster.
+    wait_until(
+        lambda: all(not s.status()["resources"] for s in found.values()),
+        15,
+        message="every server without resources",
+    )

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,6 +201,22 @@ async def wait_for_peers(service: ClusterService, config: daemon_config.DaemonCo
     )
 
 
+def install_test_stall(loop: asyncio.AbstractEventLoop) -> None:
+    """A testing hook, off unless IPKEEPER_TEST_STALL=<seconds> is in the environment:
+    SIGUSR2 then blocks the main loop that long (the heartbeat thread runs on), so a
+    test can show that a busy loop is not a dead server, and a stuck one is said to be."""
+    stall = os.environ.get("IPKEEPER_TEST_STALL")
+    if not stall:
+        return
+    seconds = float(stall)
+
+    def block() -> None:
+        log.warning("IPKEEPER_TEST_STALL: blocking the main loop for %.1fs", seconds)
+        time.sleep(seconds)
+
+    loop.add_signal_handler(signal.SIGUSR2, block)
+
+
 def watch_host(engine: Engine, monitor: Monitor) -> None:
     """Check at once what a change of a link or an address on this host concerns."""
     host = engine.ip_kit().host
@@ -225,6 +242,7 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    install_test_stall(loop)
     tasks: list[asyncio.Task[None]] = []
     failover: Failover | None = None
     service: ClusterService | None = None

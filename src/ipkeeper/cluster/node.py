@@ -317,10 +317,11 @@ class ClusterNode:
                     path.close()
 
     async def _tick(self, stop: asyncio.Event) -> None:
-        """Tell the heartbeat thread, twice a second, that this loop still turns."""
+        """Tell the heartbeat thread, twice a second (or more often when LOOP_STALL_LIMIT is
+        short), that this loop still turns."""
         while not stop.is_set():
             self.heartbeat.loop_alive()
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(min(0.5, self.tunables.get("LOOP_STALL_LIMIT") / 4))
 
     async def _listen(self, local: str, stop: asyncio.Event) -> None:
         while not stop.is_set():

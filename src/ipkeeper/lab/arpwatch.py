@@ -6,8 +6,9 @@ an ARP request sent on a packet socket needs none: the server whose kernel
 has the address configured answers with its MAC. `Sweeper` runs in the
 client's namespace on a thread of its own, asks every VIP in turn
 (`rate` requests a second at most, each VIP again every `period`), and
-records every answer: when it arrived and which MAC sent it. Bounded: it
-stops after `limit` seconds whatever happens.
+records, for each VIP, every change of the MAC that answers for it and when
+each MAC last answered. Bounded: it stops after `limit` seconds whatever
+happens.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ class Sweeper:
     period: float = 0.05
     rate: float = 20_000.0
     limit: float = 120.0
-    answers: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
+    changes: dict[str, list[tuple[float, str]]] = field(default_factory=dict)  # (when, new MAC)
+    last: dict[str, dict[str, float]] = field(default_factory=dict)  # VIP -> MAC -> last answer
     sent: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -101,23 +104,32 @@ class Sweeper:
             if len(data) < 42 or data[12:14] != b"\x08\x06" or data[20:22] != b"\x00\x02":
                 continue
             vip = names.get(data[28:32])
-            if vip is not None:
-                mac = ":".join(f"{b:02x}" for b in data[22:28])
-                self.answers.setdefault(vip, []).append((time.monotonic(), mac))
+            if vip is None:
+                continue
+            mac = ":".join(f"{b:02x}" for b in data[22:28])
+            now = time.monotonic()
+            with self._lock:
+                seen = self.changes.setdefault(vip, [])
+                if not seen or seen[-1][1] != mac:
+                    seen.append((now, mac))
+                self.last.setdefault(vip, {})[mac] = now
 
     # -- what was seen ---------------------------------------------------------------
 
     def first_from(self, mac: str, after: float) -> dict[str, float]:
-        """For each VIP, when `mac` first answered for it after `after`."""
+        """For each VIP, when `mac` started answering for it after `after` (`after` itself
+        when it was answering already and went on)."""
         found = {}
-        for vip, seen in self.answers.items():
-            times = [t for t, m in seen if m == mac and t >= after]
-            if times:
-                found[vip] = min(times)
+        with self._lock:
+            for vip, seen in self.changes.items():
+                started = [t for t, m in seen if m == mac and t >= after]
+                if started:
+                    found[vip] = min(started)
+                elif self.last[vip].get(mac, 0.0) >= after:
+                    found[vip] = after
         return found
 
     def answered_by(self, mac: str, after: float) -> set[str]:
         """The VIPs `mac` answered for after `after`."""
-        return {
-            v for v, seen in self.answers.items() if any(m == mac and t > after for t, m in seen)
-        }
+        with self._lock:
+            return {v for v, macs in self.last.items() if macs.get(mac, 0.0) > after}

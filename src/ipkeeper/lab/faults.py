@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from collections.abc import Iterator
 
 from pyroute2 import IPRoute
 
 from ipkeeper.lab import daemons
 from ipkeeper.lab import netns as ns
-from ipkeeper.lab.topology import SWITCH_NS, Node, veth_name
+from ipkeeper.lab.topology import COMM_PORT, SWITCH_NS, Node, veth_name
 
 
 def set_switch_port(node: Node, ifname: str, up: bool) -> None:
@@ -53,6 +55,38 @@ def comm_paths_cut(node: Node, peer_lan_address: str) -> Iterator[None]:
     finally:
         ns.call_in(node.namespace, lambda: route("del"))
         plug(node, "eth1")
+
+
+LOSS_TABLE = "ipk_loss"
+
+
+def lossy(node: Node, percent: int) -> None:
+    """Drop `percent` % of the comm-path packets `node` sends, at random (nft `numgen
+    random`, in its own namespace): heartbeats, messages and their acknowledgements."""
+    if not 0 <= percent <= 100:
+        raise ValueError(f"percent: {percent} is not 0..100")
+    lossless(node)
+    drop = f"numgen random mod 100 < {percent} drop"
+    rules = (
+        f"table inet {LOSS_TABLE} {{\n"
+        "  chain out {\n"
+        "    type filter hook output priority 0; policy accept;\n"
+        f"    meta l4proto {{ tcp, udp }} th dport {COMM_PORT} {drop}\n"
+        f"    meta l4proto {{ tcp, udp }} th sport {COMM_PORT} th dport != {COMM_PORT} {drop}\n"
+        "  }\n"
+        "}\n"
+    )
+    _nft(node, ["-f", "-"], rules)
+
+
+def lossless(node: Node) -> None:
+    """No more deliberate loss on `node` (nothing happens when there was none)."""
+    _nft(node, ["delete", "table", "inet", LOSS_TABLE], check=False)
+
+
+def _nft(node: Node, args: list[str], text: str = "", check: bool = True) -> None:
+    argv = [sys.executable, "-m", "ipkeeper.lab.nsexec", node.namespace, "--", "nft", *args]
+    subprocess.run(argv, input=text, text=True, capture_output=True, check=check, timeout=30)
 
 
 def crash(node: Node) -> None:
