@@ -217,6 +217,19 @@ def test_source_address_setting(kit: Setup, lab: Topology) -> None:
     assert connect_and_see_source(lab) == "198.18.0.11"
 
 
+def test_taking_a_subnet_s_first_vip_down_leaves_the_others_up(kit: Setup, lab: Topology) -> None:
+    # 198.18.4.0/22 is new on s1: its first VIP is the kernel's primary there, and
+    # deleting a primary deletes every secondary unless promote_secondaries is on.
+    first, second = ip_instance("198.18.4.10", 22), ip_instance("198.18.4.11", 22)
+    try:
+        assert all(r.ok for r in kit.do("s1", "restore_many", [first, second]))  # type: ignore[arg-type]
+        assert kit.do("s1", "remove", first).ok
+        assert kit.do("s1", "quick_check", second).ok
+        assert on(lab.node("s1"), lambda: netlink.where_is(ip("198.18.4.11"))) is not None
+    finally:
+        kit.do("s1", "remove", second)
+
+
 def test_restore_and_remove_are_idempotent(kit: Setup, lab: Topology) -> None:
     assert kit.do("s1", "restore", ip_instance()).ok
     again = kit.do("s1", "restore", ip_instance())

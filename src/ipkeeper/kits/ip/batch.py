@@ -10,6 +10,7 @@ subnet. A VIP whose step fails is undone alone; the others go on.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +23,8 @@ from ipkeeper.model.states import KitResult, Outcome
 
 if TYPE_CHECKING:
     from ipkeeper.kits.ip.kit import IPKit
+
+log = logging.getLogger("ipkeeper.ipkit")
 
 T = TypeVar("T")
 
@@ -63,6 +66,13 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
     if not kit.tunables.get("NOIPUNIQUE"):
         clock("unique", lambda: _unique(kit, specs, [i for i in todo if not present[i]], results))
     adding = [i for i in todo if results[i] is None]
+    for ifname in sorted({specs[i].interface for i in adding if specs[i].address.version == 4}):
+        try:
+            if netlink.promote_secondaries(ifname):
+                log.warning("%s: promote_secondaries turned on (taking one VIP down must not "
+                            "take down the others of its subnet)", ifname)  # fmt: skip
+        except netlink.NetlinkFailure as exc:
+            log.error("%s; removing a subnet's first VIP will remove the others with it", exc)
     errors = clock(
         "add", lambda: netlink.add_addresses([(specs[i].interface, specs[i].cidr) for i in adding])
     )

@@ -245,6 +245,25 @@ def change_socket() -> socket.socket:
     return sock
 
 
+def promote_secondaries(ifname: str) -> bool:
+    """Make sure that deleting the primary address of a subnet on `ifname` promotes a
+    secondary instead of deleting them all (net.ipv4.conf.IF.promote_secondaries=1).
+
+    Without it, in a subnet where the server has no address of its own, the first
+    VIP brought up is the primary, and taking it down silently takes every other
+    VIP of that subnet with it. True when the setting had to be changed."""
+    path = f"/proc/sys/net/ipv4/conf/{ifname}/promote_secondaries"
+    try:
+        with open(path) as current:
+            if current.read().strip() == "1":
+                return False
+        with open(path, "w") as setting:
+            setting.write("1")
+    except OSError as exc:
+        raise NetlinkFailure(f"cannot set promote_secondaries on {ifname}: {exc}") from exc
+    return True
+
+
 # -- many addresses at once ----------------------------------------------------------
 #
 # Bringing a thousand VIPs up one `ipr.addr("add")` at a time costs a round
