@@ -14,46 +14,74 @@ from ipkeeper.engine.admin import finish_delete
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.placement import placement
 from ipkeeper.model.states import ResourceState
+from ipkeeper.store.repo import ResourceRecord
 
 
 async def probe(engine: Engine, rid: str) -> bool:
     """Is the resource active on this server right now? (False when the probe fails.)"""
-    rec = engine.repo.resource(rid)
-    if rec is None or rec.instance(engine.server) is None:
-        return False
-    kit = engine.kits.get(rec.kind)
+    return (await probe_all(engine, [rid])).get(rid, False)
+
+
+async def probe_all(engine: Engine, rids: list[str]) -> dict[str, bool]:
+    """Is each resource active on this server right now? A kit that can answer for many
+    at once (`probe_many`) is asked once; a probe that fails answers False."""
+    by_kind: dict[str, list[ResourceRecord]] = {}
+    for rid in rids:
+        rec = engine.repo.resource(rid)
+        if rec is not None and rec.instance(engine.server) is not None:
+            by_kind.setdefault(rec.kind, []).append(rec)
     loop = asyncio.get_running_loop()
-    try:
-        return bool(
-            await asyncio.wait_for(
-                loop.run_in_executor(engine.pool, kit.probe, engine.instance(rec)),
-                engine.timeout(rec, "quick_check"),
-            )
-        )
-    except Exception:
-        return False
+    found: dict[str, bool] = {}
+    for kind, recs in by_kind.items():
+        kit = engine.kits.get(kind)
+        instances = [engine.instance(rec) for rec in recs]
+        limit = engine.timeout(recs[0], "quick_check") + 0.01 * len(recs)
+        many = getattr(kit, "probe_many", None)
+        try:
+            if many is not None:
+                answers = await asyncio.wait_for(
+                    loop.run_in_executor(engine.pool, many, instances), limit
+                )
+            else:
+                answers = await asyncio.gather(
+                    *(
+                        asyncio.wait_for(loop.run_in_executor(engine.pool, kit.probe, i), limit)
+                        for i in instances
+                    ),
+                    return_exceptions=True,
+                )
+        except Exception:
+            answers = [False] * len(recs)
+        found.update({rec.id: answer is True for rec, answer in zip(recs, answers, strict=True)})
+    return found
 
 
 async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
     """Decide and carry out what every local instance needs; returns the decisions."""
+    states = engine.repo.local_states()
+    active = await probe_all(engine, list(states))
     decisions: dict[str, decide.Decision] = {}
-    for rid, st in engine.repo.local_states().items():
-        active = await probe(engine, rid)
-        ids = engine.hierarchy_of(rid)
+    for ids in engine.graph().components():
+        mine = [rid for rid in sorted(ids) if rid in states]
+        if not mine:
+            continue
         where = placement(engine, ids)
         # What is up here gives way only to a server really running it when the
         # hierarchy has an address: one still bringing it up would find the
         # address taken and give up, and then nobody would hold it. Without an
         # address nothing would stop that server, so any holder counts.
-        guarded = any((r := engine.repo.resource(x)) is not None and r.kind == "ip" for x in ids)
-        holders = (where.running if active and guarded else where.holders) - {engine.server}
-        decision = decide.defer_to_holders(
-            decide.reconcile(st.state, st.pending, active), set(holders), active
-        )
-        decisions[rid] = decision
-        if decision.action is not decide.Action.NOTHING:
-            kind = "adopted" if decision.action is decide.Action.ADOPT else "reconcile"
-            engine.events.add(kind, decision.reason, tag=engine.tag(rid))
+        for rid in mine:
+            st, up = states[rid], active.get(rid, False)
+            holders = (where.running if up and where.guarded else where.holders) - {engine.server}
+            decision = decide.defer_to_holders(
+                decide.reconcile(st.state, st.pending, up), set(holders), up
+            )
+            decisions[rid] = decision
+    with engine.repo.db.transaction():
+        for rid, decision in decisions.items():
+            if decision.action is not decide.Action.NOTHING:
+                kind = "adopted" if decision.action is decide.Action.ADOPT else "reconcile"
+                engine.events.add(kind, decision.reason, tag=engine.tag(rid))
     await _carry_out(engine, decisions)
     return decisions
 
@@ -63,11 +91,46 @@ def _having(decisions: dict[str, decide.Decision], *actions: decide.Action) -> s
 
 
 async def _carry_out(engine: Engine, decisions: dict[str, decide.Decision]) -> None:
-    """Carry the decisions out hierarchy by hierarchy, so that one failure stays its own."""
-    for ids in engine.graph().components():
-        mine = {rid: d for rid, d in decisions.items() if rid in ids}
-        if mine:
-            await _carry_out_hierarchy(engine, mine)
+    """Carry the decisions out: deletions hierarchy by hierarchy, then every take-down
+    (each hierarchy's on its own, together), then every bring-up in one batch."""
+    doomed = _having(decisions, decide.Action.FINISH_DELETE)
+    if doomed:
+        await _finish_deletions(engine, doomed)
+        decisions = {r: d for r, d in decisions.items() if engine.repo.resource(r) is not None}
+    with engine.repo.db.transaction():
+        for rid in _having(decisions, decide.Action.STAND_DOWN):
+            engine.repo.set_state(rid, ResourceState.OSU, decisions[rid].reason)
+        for rid in _having(decisions, decide.Action.REMOVE):
+            st = engine.repo.local_state(rid)
+            if st is not None:
+                engine.repo.set_state(rid, st.state, st.reason, pending=st.pending or "remove")
+        restoring = _having(decisions, decide.Action.RESTORE, decide.Action.FINISH_CREATE)
+        for rid in restoring:
+            st = engine.repo.local_state(rid)
+            if st is not None:
+                engine.repo.set_state(rid, st.state, st.reason, pending=st.pending or "restore")
+    removing = _having(decisions, decide.Action.REMOVE)
+    by_hierarchy = _per_hierarchy(engine, removing)
+    await asyncio.gather(*(engine.take_down(ids, "reconciled at start-up") for ids in by_hierarchy))
+    groups = [(ids, "reconciled at start-up") for ids in _per_hierarchy(engine, restoring)]
+    results = await engine.bring_up_many(groups) if groups else []
+    if any(not r.ok for r in results):
+        # A creation whose bring-up failed was marked for deletion by bring_up.
+        leftovers = {
+            rid
+            for rid, st in engine.repo.local_states().items()
+            if rid in restoring and st.pending == "delete"
+        }
+        if leftovers:
+            await _finish_deletions(engine, leftovers)
+
+
+def _per_hierarchy(engine: Engine, rids: set[str]) -> list[set[str]]:
+    """`rids` split by the hierarchy each belongs to."""
+    groups: dict[frozenset[str], set[str]] = {}
+    for rid in rids:
+        groups.setdefault(engine.view.members_of(rid), set()).add(rid)
+    return list(groups.values())
 
 
 async def _finish_deletions(engine: Engine, doomed: set[str]) -> None:
@@ -80,37 +143,3 @@ async def _finish_deletions(engine: Engine, doomed: set[str]) -> None:
     if await finish_delete(engine, doomed):
         for rid, (version, tag) in versions.items():
             engine.peers.publish_deletion(rid, version, tag)
-
-
-async def _carry_out_hierarchy(engine: Engine, decisions: dict[str, decide.Decision]) -> None:
-    doomed = _having(decisions, decide.Action.FINISH_DELETE)
-    if doomed:
-        await _finish_deletions(engine, doomed)
-        decisions = {
-            rid: d for rid, d in decisions.items() if engine.repo.resource(rid) is not None
-        }
-    for rid in _having(decisions, decide.Action.STAND_DOWN):
-        engine.repo.set_state(rid, ResourceState.OSU, decisions[rid].reason)
-    removing = _having(decisions, decide.Action.REMOVE)
-    for rid in removing:
-        st = engine.repo.local_state(rid)
-        if st is not None:
-            engine.repo.set_state(rid, st.state, st.reason, pending=st.pending or "remove")
-    if removing:
-        await engine.take_down(removing, "reconciled at start-up")
-    restoring = _having(decisions, decide.Action.RESTORE, decide.Action.FINISH_CREATE)
-    for rid in restoring:
-        st = engine.repo.local_state(rid)
-        if st is not None:
-            engine.repo.set_state(rid, st.state, st.reason, pending=st.pending or "restore")
-    if restoring:
-        result = await engine.bring_up(restoring, "reconciled at start-up")
-        if not result.ok:
-            # A creation whose bring-up failed was marked for deletion by bring_up.
-            leftovers = {
-                rid
-                for rid, st in engine.repo.local_states().items()
-                if rid in restoring and st.pending == "delete"
-            }
-            if leftovers:
-                await _finish_deletions(engine, leftovers)

@@ -66,13 +66,7 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
     if not kit.tunables.get("NOIPUNIQUE"):
         clock("unique", lambda: _unique(kit, specs, [i for i in todo if not present[i]], results))
     adding = [i for i in todo if results[i] is None]
-    for ifname in sorted({specs[i].interface for i in adding if specs[i].address.version == 4}):
-        try:
-            if netlink.promote_secondaries(ifname):
-                log.warning("%s: promote_secondaries turned on (taking one VIP down must not "
-                            "take down the others of its subnet)", ifname)  # fmt: skip
-        except netlink.NetlinkFailure as exc:
-            log.error("%s; removing a subnet's first VIP will remove the others with it", exc)
+    _promote_secondaries({specs[i].interface for i in adding if specs[i].address.version == 4})
     errors = clock(
         "add", lambda: netlink.add_addresses([(specs[i].interface, specs[i].cidr) for i in adding])
     )
@@ -109,6 +103,17 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
     if undo or failed_adds:
         _take_down(kit, [*undo, *failed_adds])
     return [r if r is not None else _failed("not done", "add", {}) for r in results]
+
+
+def _promote_secondaries(interfaces: set[str]) -> None:
+    """See netlink.promote_secondaries: on before any VIP goes on an interface."""
+    for ifname in sorted(interfaces):
+        try:
+            if netlink.promote_secondaries(ifname):
+                log.warning("%s: promote_secondaries turned on (taking one VIP down must not "
+                            "take down the others of its subnet)", ifname)  # fmt: skip
+        except netlink.NetlinkFailure as exc:
+            log.error("%s; removing a subnet's first VIP will remove the others with it", exc)
 
 
 def _unique(

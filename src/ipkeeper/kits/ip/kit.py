@@ -179,8 +179,12 @@ class IPKit:
 
     def probe(self, instance: Instance) -> bool:
         """True when the address is configured here (on any interface)."""
-        spec = IPSpec.from_props(instance.props)
-        return netlink.where_is(spec.address) is not None
+        return self.probe_many([instance])[0]
+
+    def probe_many(self, instances: list[Instance]) -> list[bool]:
+        """`probe` for many VIPs: one look at this server's addresses."""
+        here = self.own_addresses()
+        return [self.spec(i).address in here for i in instances]
 
     def recover(self, instance: Instance) -> KitResult:
         """R10: re-add and re-announce on the same interface, re-check; or give up."""
