@@ -191,6 +191,7 @@ class Heartbeat:
         self._stuck = False
         self._misses = 4
         self._locals: dict[int, str] = {}
+        self._late_minute, self._late_now, self.late_before = 0, 0.0, 0.0
         self.realtime_note = "not started"
 
     # -- the daemon's side -------------------------------------------------------
@@ -345,7 +346,20 @@ class Heartbeat:
             overslept = self.clock() - expected
             excess = overslept if overslept > max(2 * timing.interval, 0.05) else 0.0
             self._paused += excess
+            self._note_lateness(overslept)
         selector.close()
+
+    def _note_lateness(self, late: float) -> None:
+        """Keep the worst wake-up delay of this minute and the last (for status)."""
+        minute = int(self.clock() // 60)
+        if minute != self._late_minute:
+            self._late_minute, self.late_before, self._late_now = minute, self._late_now, 0.0
+        self._late_now = max(self._late_now, late)
+
+    @property
+    def worst_lateness(self) -> float:
+        """The longest this thread woke up late, in this minute or the last (seconds)."""
+        return max(self.late_before, self._late_now)
 
     def _next_deadline(self, timing: Timing) -> float:
         """The monotonic time at which the first path would be judged down."""

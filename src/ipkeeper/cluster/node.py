@@ -508,6 +508,7 @@ class ClusterNode:
                 "witness": self.witness,
                 "stuck": self.heartbeat.stuck,
                 "heartbeat": self.heartbeat.realtime_note,
+                "heartbeat_late_ms": round(self.heartbeat.worst_lateness * 1000, 1),
                 "comm_paths": [],
             }
         ]
