@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,11 +225,27 @@ def watch_host(engine: Engine, monitor: Monitor) -> None:
         return
     loop = asyncio.get_running_loop()
 
+    pending: tuple[set[str], set[str]] = (set(), set())
+    lock = threading.Lock()
+
+    def flush() -> None:  # on the loop
+        with lock:
+            interfaces, addresses = set(pending[0]), set(pending[1])
+            pending[0].clear()
+            pending[1].clear()
+        monitor.host_changed(interfaces, addresses)
+
     def changed(changes: list[netlink.HostChange]) -> None:  # on the host thread
         interfaces = {c.ifname for c in changes if c.address is None}
         addresses = {str(c.address) for c in changes if c.address is not None and not c.present}
-        if interfaces or addresses:
-            loop.call_soon_threadsafe(monitor.host_changed, interfaces, addresses)
+        if not interfaces and not addresses:
+            return
+        with lock:
+            first = not pending[0] and not pending[1]
+            pending[0].update(interfaces)
+            pending[1].update(addresses)
+        if first:  # one call on the loop for however many changes come before it runs
+            loop.call_soon_threadsafe(flush)
 
     host.listeners.append(changed)
 

@@ -252,3 +252,43 @@ def test_failed_check_after_bring_up_removes_the_address(kit: Setup, lab: Topolo
     assert not result.ok and result.step == "reachability"
     assert "address removed" in result.reason
     assert probe.ping(lab.node("client"), VIP, timeout=0.2) is None
+
+
+def test_many_vips_of_a_subnet_go_newest_first_so_the_primary_goes_last(
+    kit: Setup, lab: Topology
+) -> None:
+    # Deleting a subnet's primary while secondaries remain makes the kernel promote
+    # one and re-add the routes of all the others: quadratic at a thousand VIPs.
+    vips = [ipaddress.ip_interface(f"198.18.4.{20 + i}/22") for i in range(5)]
+    items = [("eth0", v) for v in vips]
+    node = lab.node("s1")
+    try:
+        assert on(node, lambda: netlink.add_addresses(items)) == [None] * 5
+        order = on(node, lambda: netlink._deletion_order(items))
+        assert order == [4, 3, 2, 1, 0]
+        assert on(node, lambda: netlink.delete_addresses(items)) == [None] * 5
+        assert not set(on(node, lambda: netlink.addresses_on("eth0"))) & set(vips)
+    finally:
+        on(node, lambda: netlink.delete_addresses(items))
+
+
+def test_host_copy_follows_an_address_carried_with_two_prefixes(kit: Setup, lab: Topology) -> None:
+    node = lab.node("s1")
+    host = on(node, lambda: netlink.HostNet().start())
+    wide, narrow = (
+        ipaddress.ip_interface("198.18.4.30/22"),
+        ipaddress.ip_interface("198.18.4.30/24"),
+    )
+    try:
+        on(node, lambda: netlink.add_addresses([("eth0", wide), ("eth0", narrow)]))
+        wait_until(lambda: host.has_address("eth0", wide.ip), 5, message="both seen")
+        on(node, lambda: netlink.delete_addresses([("eth0", narrow)]))
+        wait_until(
+            lambda: narrow not in host.addresses_on("eth0"), 5, message="the narrow one gone"
+        )
+        assert host.has_address("eth0", wide.ip)  # still carried with the other prefix
+        on(node, lambda: netlink.delete_addresses([("eth0", wide)]))
+        wait_until(lambda: not host.has_address("eth0", wide.ip), 5, message="gone")
+    finally:
+        host.stop()
+        on(node, lambda: netlink.delete_addresses([("eth0", wide), ("eth0", narrow)]))

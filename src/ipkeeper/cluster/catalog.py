@@ -34,12 +34,9 @@ class Applied(StrEnum):
     REFUSED = "refused"  # would remove an instance that is in service here
 
 
-def export(
-    repo: Repo, rec: ResourceRecord, dependencies: list[tuple[str, str]] | None = None
-) -> dict[str, Any]:
-    """The replicated document of one resource (pass `dependencies` when exporting many)."""
-    edges = repo.dependencies() if dependencies is None else dependencies
-    children = sorted(c for p, c in edges if p == rec.id)
+def export(repo: Repo, rec: ResourceRecord) -> dict[str, Any]:
+    """The replicated document of one resource (children from the store's cached graph)."""
+    children = sorted(repo.graph().children.get(rec.id, ()))
     return {
         "id": rec.id,
         "kind": rec.kind,
@@ -64,10 +61,7 @@ def content_hash(doc: dict[str, Any]) -> str:
 
 def digest(repo: Repo) -> dict[str, Any]:
     """What this server holds: {resources: {id: [version, hash]}, tombstones: {id: version}}."""
-    edges = repo.dependencies()
-    resources = {
-        rec.id: [rec.version, content_hash(export(repo, rec, edges))] for rec in repo.resources()
-    }
+    resources = {rec.id: [rec.version, content_hash(export(repo, rec))] for rec in repo.resources()}
     tombstones = {rid: version for rid, (_tag, version) in repo.tombstones().items()}
     return {"resources": resources, "tombstones": tombstones}
 

@@ -126,10 +126,7 @@ class ClusterService:
 
     def _docs_for(self, resource_ids: list[str]) -> list[dict[str, Any]]:
         repo = self.engine.repo
-        edges = repo.dependencies()
-        return [
-            catalog.export(repo, rec, edges) for rid in resource_ids if (rec := repo.resource(rid))
-        ]
+        return [catalog.export(repo, rec) for rid in resource_ids if (rec := repo.resource(rid))]
 
     def publish_catalog(self, resource_ids: list[str]) -> None:
         """Send these definitions to every live peer."""

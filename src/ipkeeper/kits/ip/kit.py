@@ -127,9 +127,10 @@ class IPKit:
             route = netlink.subnet_route(network)
             if route is None or route.prefsrc not in addresses:
                 continue
+            on = self.host.addresses_on if self.host is not None else netlink.addresses_on
             others = [
                 a.ip
-                for a in netlink.addresses_on(interface[network])
+                for a in on(interface[network])
                 if a.version == 4 and a.ip not in addresses and a.ip in network
             ]
             if others:
