@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from ipkeeper.cluster import wire
+from ipkeeper.cluster.keys import KeyRing
 
 log = logging.getLogger("ipkeeper.commpath")
 
@@ -55,7 +56,7 @@ class CommPath:
         local: str,
         remote: str,
         port: int,
-        key: bytes,
+        key: KeyRing,
         timing: Timing,
         on_frame: FrameHandler,
         on_change: Notify,
@@ -287,7 +288,7 @@ async def accept_handshake(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     me: str,
-    key: bytes,
+    key: KeyRing,
     expected_peer: str,
     timeout: float,
 ) -> wire.Session:

@@ -24,6 +24,7 @@ from typing import Any
 
 from ipkeeper.cluster import wire
 from ipkeeper.cluster.commpath import CommPath, PathState, accept_handshake, tune_socket
+from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.config.daemon import DaemonConfig
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.errors import OpError
@@ -75,7 +76,7 @@ class ClusterNode:
     """Comm paths to every peer, membership, and message dispatch."""
 
     def __init__(
-        self, config: DaemonConfig, key: bytes, tunables: Tunables, events: EventLog
+        self, config: DaemonConfig, key: KeyRing, tunables: Tunables, events: EventLog
     ) -> None:
         self.me = config.name
         self.witness = config.cluster_witness

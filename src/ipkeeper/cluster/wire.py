@@ -1,9 +1,11 @@
 """Framing and authentication of cluster messages (R25, R30).
 
-A frame is `IPK1 | length (4 bytes) | HMAC-SHA256 (32 bytes) | JSON body`.
-The length is checked against MAX_FRAME before anything else is read, the
-HMAC (over magic, length and body, under the cluster key) is checked before
-the body is parsed, and only then is the JSON looked at.
+A frame is `IPK2 | key id (2 bytes) | length (4 bytes) | HMAC-SHA256 (32 bytes) |
+JSON body`. The length is checked against MAX_FRAME before anything else is
+read, the HMAC (over magic, key id, length and body, under the key with that
+id in the key ring of cluster/keys.py) is checked before the body is parsed,
+and only then is the JSON looked at. Frames are sent under the ring's primary
+key; any key of the ring is accepted, so a key can be rotated live.
 
 Every connection starts with a three-way handshake that fixes a session id
 from a fresh nonce of each side (hello, hello, ack); every later frame carries
@@ -24,11 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipkeeper.config.secrets import SecretFileError, read_secret
+from ipkeeper.cluster.keys import KeyRing
+from ipkeeper.config.secrets import SecretFileError
 
-MAGIC = b"IPK1"
+MAGIC = b"IPK2"
 MAX_FRAME = 1 << 20
-HEADER = struct.Struct("!4sI32s")
+HEADER = struct.Struct("!4sHI32s")
 VERSION = 1
 
 
@@ -39,40 +42,42 @@ class FrameError(Exception):
 KeyFileError = SecretFileError
 
 
-def load_key(path: Path) -> bytes:
-    """The cluster key (hex, or the text itself): 16 bytes at least, in a file only
-    its owner can read."""
-    text = read_secret(path, 16)
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = text.encode()
-    if len(key) < 16:
-        raise KeyFileError(f"{path}: the key must be at least 16 bytes (32 hex digits)")
-    return key
+def load_key(path: Path) -> KeyRing:
+    """The cluster key ring of the key file at `path` (cluster/keys.py), re-read when
+    the file changes."""
+    return KeyRing.load(path)
 
 
-def seal(key: bytes, body: dict[str, Any]) -> bytes:
-    """Serialise and authenticate one frame."""
+def _mac(key: bytes, key_id: int, data: bytes) -> bytes:
+    prefix = MAGIC + struct.pack("!HI", key_id, len(data))
+    return hmac.new(key, prefix + data, hashlib.sha256).digest()
+
+
+def seal(keys: KeyRing, body: dict[str, Any]) -> bytes:
+    """Serialise and authenticate one frame under the ring's primary key."""
     data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     if len(data) > MAX_FRAME:
         raise FrameError(f"frame of {len(data)} bytes exceeds {MAX_FRAME}")
-    prefix = MAGIC + struct.pack("!I", len(data))
-    mac = hmac.new(key, prefix + data, hashlib.sha256).digest()
-    return HEADER.pack(MAGIC, len(data), mac) + data
+    key_id, key = keys.primary()
+    return HEADER.pack(MAGIC, key_id, len(data), _mac(key, key_id, data)) + data
 
 
-async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]:
-    """Read one frame: size limit, then HMAC, then JSON. Raises FrameError or EOF errors."""
-    header = await reader.readexactly(HEADER.size)
-    magic, length, mac = HEADER.unpack(header)
+def check_header(header: bytes) -> tuple[int, int, bytes]:
+    """(key id, length, MAC) of a frame header, once its magic and length are acceptable."""
+    magic, key_id, length, mac = HEADER.unpack(header)
     if magic != MAGIC:
         raise FrameError("not an ipkeeper frame (bad magic)")
     if length > MAX_FRAME:
         raise FrameError(f"oversized frame ({length} bytes > {MAX_FRAME})")
-    data = await reader.readexactly(length)
-    expected = hmac.new(key, magic + struct.pack("!I", length) + data, hashlib.sha256).digest()
-    if not hmac.compare_digest(mac, expected):
+    return key_id, length, mac
+
+
+def open_frame(keys: KeyRing, key_id: int, mac: bytes, data: bytes) -> dict[str, Any]:
+    """The body of an authentic frame: HMAC under key `key_id`, then JSON, then version."""
+    key = keys.lookup(key_id)
+    if key is None:
+        raise FrameError(f"unknown key id {key_id} (not in this server's cluster key file)")
+    if not hmac.compare_digest(mac, _mac(key, key_id, data)):
         raise FrameError("bad HMAC (wrong cluster key or altered frame)")
     try:
         body = json.loads(data)
@@ -83,6 +88,16 @@ async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]
             f"unsupported frame version {body.get('v') if isinstance(body, dict) else '?'}"
         )
     return body
+
+
+async def read_frame(reader: asyncio.StreamReader, keys: KeyRing) -> dict[str, Any]:
+    """Read one frame: size limit, then HMAC, then JSON. Raises FrameError or EOF errors.
+
+    The body is read even under an unknown key id, so the stream stays in step.
+    """
+    key_id, length, mac = check_header(await reader.readexactly(HEADER.size))
+    data = await reader.readexactly(length)
+    return open_frame(keys, key_id, mac, data)
 
 
 def new_nonce() -> str:
