@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +25,11 @@ from starlette.types import ASGIApp
 
 from ipkeeper import __version__
 from ipkeeper import logging as ipk_logging
+from ipkeeper.api import surface as api_surface
 from ipkeeper.api.app import create_app
-from ipkeeper.api.auth import BearerAuth, TokenFileError, load_token
+from ipkeeper.cluster.keys import KeyFileError, KeyRing
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.cluster.service import ClusterService
-from ipkeeper.cluster.wire import KeyFileError, load_key
 from ipkeeper.config import daemon as daemon_config
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.core import Engine
@@ -92,24 +93,32 @@ def tcp_listener(host: str, port: int) -> socket.socket:
 
 
 def api_servers(
-    config: daemon_config.DaemonConfig, engine: Engine
+    config: daemon_config.DaemonConfig, engine: Engine, keys: KeyRing | None = None
 ) -> list[tuple[_Server, socket.socket]]:
-    """The API on the Unix socket and, when configured, on TCP behind the token."""
+    """The API on the Unix socket and, when configured, on TCP (api/surface.py)."""
     app = create_app(engine)
-    servers = [(_server(app), unix_listener(config.api.socket))]
+    try:
+        app.state.surface = surface = api_surface.build(config.api, engine, keys)
+    except api_surface.SurfaceError as exc:
+        raise SystemExit(f"ipkeeperd: error: {exc}") from None
+    servers = [(_server(surface.local(app)), unix_listener(config.api.socket))]
     where = config.api.tcp_address()
     if where is not None:
-        assert config.api.token_file is not None
-        try:
-            token = load_token(config.api.token_file)
-        except TokenFileError as exc:
-            raise SystemExit(f"ipkeeperd: error: api.token_file: {exc}") from None
-        servers.append((_server(BearerAuth(app, token)), tcp_listener(*where)))
+        servers.append((_server(surface.remote(app), surface.context), tcp_listener(*where)))
     return servers
 
 
-def _server(app: ASGIApp) -> _Server:
-    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+def _server(app: ASGIApp, tls: ssl.SSLContext | None = None) -> _Server:
+    factory = (lambda _config, _default: tls) if tls is not None else None
+    return _Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            ssl_context_factory=factory,
+        )
+    )
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -142,8 +151,12 @@ def join_cluster(
     config: daemon_config.DaemonConfig, engine: Engine, stop: asyncio.Event
 ) -> tuple[ClusterService, Failover, asyncio.Task[None]]:
     """Comm paths, the cluster service and the failover logic, the paths running."""
+
+    def key_refused(why: str) -> None:
+        engine.events.add("security", f"cluster.key_file: {why}; the keys in use are kept")
+
     try:
-        key = load_key(config.cluster.key_file)
+        key = KeyRing.load(config.cluster.key_file, on_error=key_refused)
     except KeyFileError as exc:
         raise SystemExit(f"ipkeeperd: error: cluster.key_file: {exc}") from None
     node = ClusterNode(config, key, engine.tunables, engine.events)
@@ -205,7 +218,7 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
     monitor.watch(netlink.change_socket())
     engine.metrics.watch(engine)
-    apis = api_servers(config, engine)
+    apis = api_servers(config, engine, service.node.key if service else None)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))
     tasks += [
         asyncio.create_task(srv.serve(sockets=[sock]), name=f"api {i}")
@@ -214,8 +227,10 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     if failover is not None:
         tasks.append(asyncio.create_task(failover.run(stop), name="failover"))
     where = config.api.listen
+    scheme = "https" if config.api.tls else "plain http"
     engine.events.add(
-        "daemon", f"ready; API on {config.api.socket}" + (f" and {where}" if where else "")
+        "daemon",
+        f"ready; API on {config.api.socket}" + (f" and {where} ({scheme})" if where else ""),
     )
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)

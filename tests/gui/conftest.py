@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from ipkeeper.config.tls import read_certificate
+from ipkeeper.lab import daemons
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing.browser import FLAGS, chromium_in
 
@@ -28,8 +30,12 @@ FAILED = pytest.StashKey[bool]()
 @pytest.fixture(scope="module")
 def browser(lab: Topology) -> Iterator[Browser]:
     with sync_playwright() as playwright:
+        # Trust the lab's self-signed certificate and nothing else of its kind: its SPKI pin.
+        pin = read_certificate(daemons.cert_path()).spki_sha256
         launched = playwright.chromium.launch(
-            executable_path=str(chromium_in("ipk-client")), args=FLAGS, headless=True
+            executable_path=str(chromium_in("ipk-client")),
+            args=[*FLAGS, f"--ignore-certificate-errors-spki-list={pin}"],
+            headless=True,
         )
         yield launched
         launched.close()

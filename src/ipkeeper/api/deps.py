@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Query, Request, Security
 from fastapi.security import HTTPBearer
 
+from ipkeeper.api.schemas import MAX_ID, TAG_HELP
 from ipkeeper.engine.core import Engine
 
 
@@ -20,5 +21,16 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 # Documents the TCP API's bearer token in the OpenAPI document ("Authorize" in
 # /api/docs); api/auth.py is what enforces it.
-bearer = HTTPBearer(auto_error=False, description="the contents of the daemon's API token file")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="a token of the daemon's admin token file (every operation) or of its "
+    "viewer token file (reading only: the operations marked `viewer`)",
+)
 DOCUMENTED = [Security(bearer)]
+
+# Path and query parameters, bounded like the bodies (api/schemas.py).
+TagPath = Annotated[str, Path(min_length=1, max_length=63, description=TAG_HELP)]
+ServerQuery = Annotated[
+    str | None, Query(min_length=1, max_length=63, description="a server (default: this one)")
+]
+AfterQuery = Annotated[int, Query(ge=0, le=MAX_ID, description="an event id: only later ones")]

@@ -1,10 +1,37 @@
-"""Request bodies of the HTTP API (pydantic validates them; errors name the field)."""
+"""Request bodies of the HTTP API (pydantic validates them; errors name the field).
+
+Every integer and string is bounded here, so what reaches the engine and the
+store is in range; the engine checks meaning (an address in use, an interface
+that is not there) and says so with a 400 or 409.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+PRIORITY_HELP = "1 (highest) to 999"
+TAG_HELP = "1-63 letters, digits or . _ : @ -, starting with a letter or digit"
+# The largest id SQLite can store (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+Tag = Annotated[str, Field(min_length=1, max_length=63, description=TAG_HELP)]
+ServerName = Annotated[str, Field(min_length=1, max_length=63, description="a server's name")]
+Command = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        description="program and arguments (split as a shell would, never run by a shell)",
+    ),
+]
+Priority = Annotated[int, Field(ge=1, le=999, description=PRIORITY_HELP)]
+Address = Annotated[str, Field(min_length=1, max_length=253)]
+Netmask = Annotated[
+    str, Field(min_length=1, max_length=15, description="dotted netmask or prefix length (R2)")
+]
+Interface = Annotated[str, Field(min_length=1, max_length=15)]
 
 
 class _Body(BaseModel):
@@ -14,70 +41,72 @@ class _Body(BaseModel):
 class CreateIP(_Body):
     """POST /api/v1/resources/ip."""
 
-    address: str = Field(description="IPv4/IPv6 address or host name (R1)")
-    netmask: str = Field(description="dotted netmask or prefix length (R2)")
-    interface: str | None = Field(
+    address: Address = Field(description="IPv4/IPv6 address or host name (R1)")
+    netmask: Netmask
+    interface: Interface | None = Field(
         default=None, description="default: the best valid interface (R3)"
     )
-    tag: str | None = Field(default=None, description="default: ip-<address as entered> (R4)")
+    tag: Tag | None = Field(default=None, description="default: ip-<address as entered> (R4)")
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
 
 
 class CreateApp(_Body):
     """POST /api/v1/resources/app."""
 
-    tag: str
-    restore: str
-    remove: str
-    check: str
-    recover: str | None = None
+    tag: Tag
+    restore: Command
+    remove: Command
+    check: Command
+    recover: Command | None = None
     timeout: float = Field(default=60.0, ge=1, le=3600)
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
 
 
 class InService(_Body):
     """POST /api/v1/resources/{tag}/in-service."""
 
-    server: str | None = None
+    server: ServerName | None = None
 
 
 class Setting(_Body):
     """PUT /api/v1/resources/{tag}/settings/{key}."""
 
-    value: str
+    value: str = Field(min_length=1, max_length=32)
 
 
 class PingListChange(_Body):
     """POST /api/v1/resources/{tag}/pinglist."""
 
     verb: Literal["add", "remove", "clear"]
-    addresses: list[str] = []
+    addresses: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default=[], max_length=64
+    )
 
 
 class Dependency(_Body):
     """POST /api/v1/dependencies."""
 
-    parent: str
-    child: str
+    parent: Tag
+    child: Tag
 
 
 class Extend(_Body):
     """POST /api/v1/resources/{tag}/extend (R18)."""
 
-    target: str
-    target_priority: int = 10
-    template_priority: int | None = None
-    interface: str | None = None
-    target_tag: str | None = None
+    target: ServerName
+    target_priority: Priority = 10
+    template_priority: Priority | None = None
+    interface: Interface | None = None
+    target_tag: Tag | None = None
     switchback: Literal["intelligent", "automatic"] | None = None
 
 
 class Unextend(_Body):
     """POST /api/v1/resources/{tag}/unextend (R19)."""
 
-    server: str
+    server: ServerName
 
 
 class ErrorDetail(BaseModel):
@@ -96,11 +125,13 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody, "description": text}
     for code, text in (
-        (400, "refused: the field and the reason"),
+        (400, "refused or malformed: the field and the reason"),
         (401, "missing or wrong bearer token (API over TCP)"),
+        (403, "a valid token without the role this operation needs (API over TCP)"),
         (404, "no such resource, server or route"),
         (409, "conflicts with the current state"),
-        (422, "malformed request"),
+        (413, "request body larger than 64 KiB"),
+        (429, "too many failed authentications from this source (API over TCP)"),
         (503, "a server that must take part is unreachable"),
     )
 }

@@ -5,19 +5,42 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.markup import escape
 
 from ipkeeper.cli import render
-from ipkeeper.cli.client import Client, segment, socket_path
+from ipkeeper.cli.client import Client, Remote, segment, socket_path
 from ipkeeper.cli.output import console, emit_json, err_console, fail
 
 Handler = Callable[..., Any]
 
 
 COMMANDS: list[click.Command] = []
+
+# A daemon's TCP API instead of the local socket: HTTPS, a token, a pinned certificate.
+REMOTE_OPTIONS = (
+    click.option(
+        "--cacert",
+        type=click.Path(path_type=Path),
+        envvar="IPKEEPER_CACERT",
+        help="With --url: trust this certificate only (or IPKEEPER_CACERT).",
+    ),
+    click.option(
+        "--token-file",
+        type=click.Path(path_type=Path),
+        envvar="IPKEEPER_TOKEN_FILE",
+        help="With --url: the API token's file (or IPKEEPER_TOKEN_FILE).",
+    ),
+    click.option(
+        "--url",
+        metavar="URL",
+        envvar="IPKEEPER_URL",
+        help="A daemon's API over TCP, https://ADDRESS:PORT (or IPKEEPER_URL).",
+    ),
+)
 
 
 @click.group("create")
@@ -38,9 +61,19 @@ def daemon_command(
 
     def decorate(fn: Handler) -> click.Command:
         @functools.wraps(fn)
-        def wrapper(as_json: bool, socket: str | None, **kwargs: Any) -> None:
-            fn(Client(socket_path(socket)), as_json, **kwargs)
+        def wrapper(
+            as_json: bool,
+            socket: str | None,
+            url: str | None,
+            token_file: Path | None,
+            cacert: Path | None,
+            **kwargs: Any,
+        ) -> None:
+            remote = Remote(url, token_file, cacert) if url else None
+            fn(Client(socket_path(socket), remote=remote), as_json, **kwargs)
 
+        for option in REMOTE_OPTIONS:
+            wrapper = option(wrapper)
         wrapper = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
             wrapper
         )
@@ -91,6 +124,9 @@ def status(client: Client, as_json: bool) -> None:
         return
     for table in render.status_tables(data):
         console.print(table)
+    line = render.security_line(data)
+    if line:
+        console.print(line)
 
 
 @daemon_command(None, "interfaces")

@@ -6,6 +6,7 @@ import click
 
 from ipkeeper import __version__
 from ipkeeper.cli import commands
+from ipkeeper.cli.cert import cert
 from ipkeeper.cli.lab import lab
 
 
@@ -16,6 +17,7 @@ def cli() -> None:
 
 
 cli.add_command(lab)
+cli.add_command(cert)
 commands.register(cli)
 
 

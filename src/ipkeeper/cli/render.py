@@ -57,6 +57,35 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
     return [servers, resources]
 
 
+def security_line(data: dict[str, Any]) -> str | None:
+    """One line on how the API and the cluster keys are secured, from `status`."""
+    security = data.get("security")
+    if not security:
+        return None
+    api = security["api"]
+    parts = []
+    if api.get("listen"):
+        if api["tls"]:
+            cert = api.get("certificate") or {}
+            until = str(cert.get("not_after", "?"))[:10]
+            parts.append(
+                f"API https://{api['listen']} (certificate SHA-256 {cert.get('sha256', '?')[:23]}…, "
+                f"until {until}; tokens: {', '.join(api['roles'])})"
+            )
+        else:
+            parts.append(f"[red]API plain http://{api['listen']} (insecure = true)[/red]")
+    else:
+        parts.append("API on the local socket only")
+    keys = security.get("cluster_keys")
+    if keys:
+        parts.append(
+            f"cluster key {keys['primary']} (accepted: {', '.join(map(str, keys['accepted']))})"
+        )
+        if keys.get("error"):
+            parts.append(f"[red]key file refused: {escape(keys['error'])}[/red]")
+    return "; ".join(parts)
+
+
 def properties_table(data: dict[str, Any]) -> Table:
     """R12: one resource's properties on one server."""
     table = Table(title=f"{data['tag']} on {data['server']}", show_header=False)

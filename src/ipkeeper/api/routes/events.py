@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, AfterQuery, EngineDep
 from ipkeeper.api.schemas import ERRORS
 from ipkeeper.engine.core import Engine
 
@@ -20,15 +20,17 @@ router = APIRouter(
 
 @router.get("")
 async def get_events(
-    engine: EngineDep, limit: int = 50, after: int = 0, tag: str | None = None
+    engine: EngineDep,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 50,
+    after: AfterQuery = 0,
+    tag: Annotated[str | None, Query(min_length=1, max_length=63)] = None,
 ) -> dict[str, Any]:
     """The last LIMIT events after id AFTER, oldest first."""
-    limit = max(1, min(limit, 10000))
     return {"events": [e.as_dict() for e in engine.events.recent(limit, after, tag)]}
 
 
 @router.get("/stream")
-async def stream_events(engine: EngineDep, after: int = 0) -> StreamingResponse:
+async def stream_events(engine: EngineDep, after: AfterQuery = 0) -> StreamingResponse:
     """New events as server-sent events, as they happen."""
     return StreamingResponse(event_stream(engine, after), media_type="text/event-stream")
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ServerQuery, TagPath
 from ipkeeper.api.schemas import ERRORS, CreateApp, CreateIP, PingListChange, Setting
 from ipkeeper.engine import admin, create, moves, views
 from ipkeeper.engine.core import Engine
+
+SettingKey = Literal["source-address", "restore-recover", "switchback"]
 
 router = APIRouter(
     prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED, responses=ERRORS
@@ -29,7 +31,9 @@ async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
 
 
 @router.get("/{tag}")
-async def get_resource(engine: EngineDep, tag: str, server: str | None = None) -> dict[str, Any]:
+async def get_resource(
+    engine: EngineDep, tag: TagPath, server: ServerQuery = None
+) -> dict[str, Any]:
     """Every property of a resource on a server (R12), asked of that server."""
     if server is not None and server != engine.server:
         return await engine.peers.request(server, "show", {"tag": tag})
@@ -37,14 +41,14 @@ async def get_resource(engine: EngineDep, tag: str, server: str | None = None) -
 
 
 @router.delete("/{tag}")
-async def delete_resource(engine: EngineDep, tag: str) -> dict[str, Any]:
+async def delete_resource(engine: EngineDep, tag: TagPath) -> dict[str, Any]:
     """Delete a resource and what depends on it (R20)."""
     return await moves.delete(engine, tag)
 
 
 @router.put("/{tag}/settings/{key}")
 async def put_setting(
-    engine: EngineDep, tag: str, key: str, body: Setting, server: str | None = None
+    engine: EngineDep, tag: TagPath, key: SettingKey, body: Setting, server: ServerQuery = None
 ) -> dict[str, Any]:
     """source-address yes|no, restore-recover enable|disable (per server), switchback intelligent|automatic."""
     if server is not None and server != engine.server:
@@ -55,14 +59,16 @@ async def put_setting(
 
 
 @router.get("/{tag}/pinglist")
-async def get_pinglist(engine: EngineDep, tag: str, server: str | None = None) -> dict[str, Any]:
+async def get_pinglist(
+    engine: EngineDep, tag: TagPath, server: ServerQuery = None
+) -> dict[str, Any]:
     """A server's ping list for the resource's subnet (R13); default this server's."""
     return await _pinglist(engine, tag, None, [], server)
 
 
 @router.post("/{tag}/pinglist")
 async def post_pinglist(
-    engine: EngineDep, tag: str, body: PingListChange, server: str | None = None
+    engine: EngineDep, tag: TagPath, body: PingListChange, server: ServerQuery = None
 ) -> dict[str, Any]:
     """Add to, remove from or clear a server's ping list (R13)."""
     return await _pinglist(engine, tag, body.verb, body.addresses, server)

@@ -44,6 +44,7 @@ function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "class") node.className = value;
+    else if (key === "style") Object.assign(node.style, value);  // CSSOM: allowed by the CSP, unlike a style attribute
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value);
   }
@@ -93,7 +94,7 @@ function renderResources() {
   const body = document.querySelector("#resources tbody");
   body.replaceChildren(...treeOrder(status.resources).map(([res, depth]) => el("tr",
     { "data-tag": res.tag, class: res.tag === selected ? "selected" : "" },
-    el("th", { scope: "row", style: `padding-left: ${0.5 + depth * 1.5}rem` },
+    el("th", { scope: "row", style: { paddingLeft: `${0.5 + depth * 1.5}rem` } },
       el("button", { type: "button", class: "tag-button", "aria-pressed": String(res.tag === selected), onclick: () => select(res.tag) },
         (depth ? "└ " : "") + res.tag)),
     el("td", {}, res.type),
