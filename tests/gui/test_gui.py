@@ -215,7 +215,10 @@ def test_the_same_through_the_api_and_a_missing_token_changes_nothing(
         "-d",
         json.dumps({"target": "s2", "target_priority": 0}),
     )
-    assert (code, body["error"]) == (400, {"field": "target_priority", "reason": "0 is below the minimum 1"})
+    assert (code, body["error"]) == (
+        400,
+        {"field": "target_priority", "reason": "0 is below the minimum 1"},
+    )
     code, body = curl(*auth, f"{url}/status")
     assert body["resources"][0]["servers"]["s2"]["state"] == "ISP"
     assert holders(list(servers.values()), VIP) == ["s2"]
