@@ -46,8 +46,16 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(10_000)
+    # Every GUI flow must keep to the Content-Security-Policy (no inline script or style).
+    violations: list[str] = []
+    opened.on(
+        "console",
+        lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    opened.violations = violations  # type: ignore[attr-defined]
     yield opened
     if request.node.stash.get(FAILED, False):
         ARTIFACTS.mkdir(exist_ok=True)
         opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+    assert violations == [], f"the page broke its CSP: {violations}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -54,6 +55,22 @@ def addr_change(node: Node, ifname: str, cidr: str, add: bool) -> None:
             # IPv6: usable at once, as after the kernel's own DAD has finished.
             flags=0x02 if add and iface.version == 6 else 0,
         )
+
+
+def over_tcp(node: Node, url: str, fn: Callable[[httpx.Client], T], token: str | None = None) -> T:
+    """Run `fn` with an HTTP client inside `node`'s namespace, for a daemon's TCP API at
+    `url` (https: only the lab's certificate is trusted), showing `token` if given."""
+    from ipkeeper.lab import daemons
+
+    def run() -> T:
+        verify = ssl.create_default_context(cafile=str(daemons.cert_path()))
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        with httpx.Client(
+            base_url=url, verify=verify, headers=headers, timeout=30, trust_env=False
+        ) as http:
+            return fn(http)
+
+    return on(node, run)
 
 
 def write_tunables(path: Path, **values: object) -> None:
