@@ -116,3 +116,11 @@ def test_an_unknown_key_id_leaves_the_stream_in_step() -> None:
         return await wire.read_frame(reader, KEY)
 
     assert asyncio.run(go())["data"]["nonce"] == "y"
+
+
+def test_authentic_frames_are_counted_by_key_id() -> None:
+    ring = KeyRing.of(bytes.fromhex("22" * 32), 3)
+    read(wire.seal(ring, wire.hello("s1", "s2", "a")), ring)
+    with pytest.raises(wire.FrameError):
+        read(wire.seal(OTHER, wire.hello("s1", "s2", "b")), ring)
+    assert ring.received == {3: 1}

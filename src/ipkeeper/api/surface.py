@@ -63,7 +63,12 @@ class Surface:
         keys = None
         if self.keys is not None:
             ids = self.keys.ids()
-            keys = {"primary": ids[0], "accepted": sorted(ids), "error": self.keys.error}
+            keys = {
+                "primary": ids[0],
+                "accepted": sorted(ids),
+                "frames_received": {str(k): n for k, n in sorted(self.keys.received.items())},
+                "error": self.keys.error,
+            }
         return {"api": api, "cluster_keys": keys}
 
 

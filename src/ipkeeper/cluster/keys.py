@@ -91,6 +91,12 @@ class KeyRing:
 
     def __init__(self, source: Watched[Keys] | Keys) -> None:
         self._source = source
+        self.received: dict[int, int] = {}  # authentic frames received under each key id
+
+    def note_received(self, key_id: int) -> None:
+        """Count an authentic frame received under `key_id` (an old key may be retired once
+        no peer sends under it any more)."""
+        self.received[key_id] = self.received.get(key_id, 0) + 1
 
     @classmethod
     def load(cls, path: Path, on_error: Callable[[str], None] | None = None) -> KeyRing:

@@ -79,6 +79,7 @@ def open_frame(keys: KeyRing, key_id: int, mac: bytes, data: bytes) -> dict[str,
         raise FrameError(f"unknown key id {key_id} (not in this server's cluster key file)")
     if not hmac.compare_digest(mac, _mac(key, key_id, data)):
         raise FrameError("bad HMAC (wrong cluster key or altered frame)")
+    keys.note_received(key_id)
     try:
         body = json.loads(data)
     except ValueError:
