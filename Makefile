@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bootstrapped
 
-.PHONY: demo test lint unit lab bench clean
+.PHONY: demo test lint unit lab bench fuzz clean
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh $(VENV)
@@ -28,6 +28,12 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ip_kit.py
+
+# schemathesis against a lab daemon with many examples (make test runs a few); builds the
+# lab: run it under the lab lock like make test.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	$(BIN)/python -m ipkeeper.testing.api_fuzz --examples $(FUZZ_EXAMPLES)
 
 clean:
 	-$(BIN)/ipkeeper lab down

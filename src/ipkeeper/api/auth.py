@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ipkeeper.api.replies import error_reply
+from ipkeeper.api.refusals import error_reply
 from ipkeeper.api.throttle import FailureGuard
 from ipkeeper.config.secrets import SecretFileError, check_private
 from ipkeeper.config.watched import Watched

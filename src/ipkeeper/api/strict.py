@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ipkeeper.api.replies import error_reply
+from ipkeeper.api.refusals import error_reply
 
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 32
