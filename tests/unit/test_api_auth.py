@@ -183,3 +183,19 @@ def test_token_rotation_without_a_restart_and_a_broken_file_grants_nothing(
     assert creds.role_of(new.encode()) is None
     assert refused and "lets others read it" in refused[0]
     assert creds.role_of(VIEWER.encode()) is Role.viewer  # the other file still works
+
+
+def test_the_api_reference_gives_every_operation_its_role() -> None:
+    from types import SimpleNamespace
+
+    from ipkeeper.api.app import create_app
+
+    doc = create_app(SimpleNamespace()).openapi()  # type: ignore[arg-type]
+    operations = [(m, op) for item in doc["paths"].values() for m, op in item.items()]
+    assert len(operations) >= 18
+    for method, op in operations:
+        role = required_role(method).name
+        assert op["x-ipkeeper-role"] == role
+        assert op["description"].startswith(f"Role: **{role}**")
+    assert doc["paths"]["/api/v1/resources/app"]["post"]["x-ipkeeper-role"] == "admin"
+    assert doc["paths"]["/api/v1/status"]["get"]["x-ipkeeper-role"] == "viewer"
