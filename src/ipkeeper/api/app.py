@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ipkeeper import __version__
+from ipkeeper.api.docs import add_docs
 from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
@@ -68,7 +69,7 @@ def create_app(engine: Engine) -> FastAPI:
         title="ipkeeper",
         version=__version__,
         description="Keeps virtual IP addresses alive across a cluster of Linux servers.",
-        docs_url="/api/docs",
+        docs_url=None,  # docs.py serves it with local assets
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -80,6 +81,7 @@ def create_app(engine: Engine) -> FastAPI:
     for module in (status, resources, hierarchy, events):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def gui() -> FileResponse:
