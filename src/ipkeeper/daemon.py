@@ -228,7 +228,13 @@ async def run(
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     parser = argparse.ArgumentParser(prog="ipkeeperd", description="ipkeeper daemon")
-    parser.add_argument("--config", type=Path, default=daemon_config.DEFAULT_CONFIG)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=daemon_config.DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"the configuration file (default: {daemon_config.DEFAULT_CONFIG})",
+    )
     parser.add_argument(
         "--witness", action="store_true", help="a quorum vote that holds no resources"
     )
