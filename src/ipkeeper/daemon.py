@@ -259,6 +259,11 @@ def main(argv: list[str] | None = None) -> None:
     except daemon_config.ConfigError as exc:
         print(f"ipkeeperd: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    refused = checkconfig.secrets(config)  # before a state directory or database exists
+    if refused:
+        for line in refused:
+            print(f"ipkeeperd: error: {line}", file=sys.stderr)
+        raise SystemExit(2)
     os.umask(0o077)
     notifier = Notifier()  # before anything runs a command: they must not inherit $NOTIFY_SOCKET
     logs = ipk_logging.setup(config.server.log_level, config.server.log_format)

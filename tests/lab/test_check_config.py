@@ -129,3 +129,19 @@ def test_a_broken_configuration_is_refused_with_one_line_per_problem(
     names = {k: str(v) for k, v in vars(setup).items() if isinstance(v, Path)}
     assert code == 1
     assert problems == [f"ipkeeperd: {line.format(**names)}" for line in expected]
+
+
+def test_the_daemon_refuses_a_missing_key_before_creating_anything(setup: Setup) -> None:
+    setup.key.unlink()
+    setup.config.write_text(setup.text)
+    before = sorted(setup.root.rglob("*"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipkeeper.lab.nsexec", "ipk-s1", "--",
+         sys.executable, "-m", "ipkeeper.daemon", "--config", str(setup.config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        f"ipkeeperd: error: cluster.key_file: {setup.key}: No such file or directory"
+    ]
+    assert sorted(setup.root.rglob("*")) == before  # no state directory, no database

@@ -86,6 +86,7 @@ def test_dpkg_installs_it_and_its_commands_run_from_the_installed_paths(
     assert "Usage: ipkeeper [OPTIONS] COMMAND" in read(tmp_path, "help.txt")
     assert read(tmp_path, "help.rc").strip() == "0"
     assert read(tmp_path, "version.txt").strip() == "ipkeeperd 0.1.0"
+    assert read(tmp_path, "completion.txt").splitlines() == ["status", "--check-config"]
     assert read(tmp_path, "where.txt").strip() == (
         "/usr/lib/ipkeeper/lib/python3.11/site-packages/ipkeeper/__init__.py"
     )

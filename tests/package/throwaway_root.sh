@@ -46,6 +46,11 @@ in_root /usr/lib/ipkeeper/bin/python3 -c 'import ipkeeper; print(ipkeeper.__file
     >"$work/where.txt" 2>&1
 in_root systemd-analyze verify /lib/systemd/system/ipkeeperd.service >"$work/verify.txt" 2>&1
 echo $? >"$work/verify.rc"
+in_root bash -c 'source /usr/share/bash-completion/completions/ipkeeper
+    COMP_WORDS=(ipkeeper sta); COMP_CWORD=1; _ipkeeper_completion ipkeeper; echo "${COMPREPLY[@]}"
+    source /usr/share/bash-completion/completions/ipkeeperd
+    COMP_WORDS=(ipkeeperd --check); COMP_CWORD=1; _ipkeeperd; echo "${COMPREPLY[@]}"' \
+    >"$work/completion.txt" 2>&1
 in_root dpkg-query -W -f='${Status}\n' ipkeeper >"$work/status.txt" 2>&1
 in_root dpkg --purge ipkeeper >"$work/purge.txt" 2>&1
 echo $? >"$work/purge.rc"
