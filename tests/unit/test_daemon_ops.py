@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from pathlib import Path
 
@@ -112,3 +113,17 @@ def test_a_reload_applies_the_run_time_settings_and_keeps_the_rest() -> None:
     assert change.config.server.state_dir == old.server.state_dir
     assert change.config.peer == old.peer
     assert plan(old, old).live == [] and plan(old, old).restart == []
+
+
+def test_journal_mode_only_when_journald_holds_our_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipkeeper.logging import under_journal
+
+    with (tmp_path / "stream").open("w") as stream, (tmp_path / "other").open("w") as other:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert under_journal(stream)
+        assert not under_journal(other)  # inherited by a process whose stderr went elsewhere
+        monkeypatch.setenv("JOURNAL_STREAM", "garbage")
+        assert not under_journal(stream)
