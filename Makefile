@@ -6,7 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.bootstrapped
 
-.PHONY: demo test lint unit lab bench fuzz clean
+.PHONY: demo test lint unit lab bench fuzz clean wheel deb
 
 $(STAMP): pyproject.toml requirements.lock scripts/bootstrap.sh
 	scripts/bootstrap.sh $(VENV)
@@ -35,6 +35,17 @@ FUZZ_EXAMPLES ?= 200
 fuzz: $(STAMP)
 	$(BIN)/python -m ipkeeper.testing.api_fuzz --examples $(FUZZ_EXAMPLES)
 
+# The wheel (run-time dependencies only) and the Debian package, into dist/.
+wheel: $(STAMP)
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+
+deb:
+	dpkg-checkbuilddeps
+	mkdir -p dist
+	dpkg-buildpackage -b -us -uc -tc --buildinfo-option=-udist --buildinfo-option=-Odist/ipkeeper.buildinfo \
+		--changes-option=-udist --changes-option=-Odist/ipkeeper.changes
+	lintian --fail-on warning --display-info dist/ipkeeper_*.deb
+
 clean:
 	-$(BIN)/ipkeeper lab down
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache dist build

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ipkeeper import __version__
 from ipkeeper.api.auth import document_roles
+from ipkeeper.api.docs import add_docs
 from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.api.routing import allowed_methods
 from ipkeeper.api.validation import field_of, reason_of
@@ -65,7 +66,7 @@ def create_app(engine: Engine) -> FastAPI:
         title="ipkeeper",
         version=__version__,
         description="Keeps virtual IP addresses alive across a cluster of Linux servers.",
-        docs_url="/api/docs",
+        docs_url=None,  # docs.py serves it with local assets
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -83,6 +84,7 @@ def create_app(engine: Engine) -> FastAPI:
         return app.openapi_schema or document_roles(generated())
 
     app.openapi = openapi  # type: ignore[method-assign]
+    add_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def gui() -> FileResponse:

@@ -50,6 +50,15 @@ class Surface:
         assert self.credentials is not None
         return SecurityHeaders(BearerAuth(StrictInput(app), self.credentials, self.guard))
 
+    def listener(self) -> tuple[object, ...]:
+        """What the TCP listener is made of: its address, its token files and the TLS
+        certificate's fingerprint. A reload that changes none of them leaves the listener
+        (and the connections open on it) as it is; the token files are re-read anyway
+        when they change."""
+        api = self.api
+        tls = self.certificate.sha256 if self.certificate is not None else None
+        return (api.tcp_address(), api.token_file, api.viewer_token_file, tls)
+
     def as_dict(self) -> dict[str, Any]:
         """The `security` object of `status`."""
         api: dict[str, Any] = {
@@ -72,9 +81,18 @@ class Surface:
         return {"api": api, "cluster_keys": keys}
 
 
-def build(api: ApiSection, engine: Engine, keys: KeyRing | None = None) -> Surface:
-    """The surface of `api`: token files read, certificate loaded, counters registered."""
-    surface = Surface(api, keys=keys, guard=_guard(engine))
+def build(
+    api: ApiSection,
+    engine: Engine,
+    keys: KeyRing | None = None,
+    guard: FailureGuard | None = None,
+) -> Surface:
+    """The surface of `api`: token files read, certificate loaded, counters registered.
+
+    A reload (reload.py) passes the guard in force, so that its counters stay
+    registered once and failures counted so far are not forgotten.
+    """
+    surface = Surface(api, keys=keys, guard=guard or _guard(engine))
     if api.listen is None:
         return surface
     assert api.token_file is not None  # the configuration requires it with listen

@@ -28,6 +28,7 @@ from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.config.daemon import DaemonConfig
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.errors import OpError
+from ipkeeper.metrics import Metrics
 from ipkeeper.store.events import EventLog
 
 log = logging.getLogger("ipkeeper.cluster")
@@ -76,9 +77,15 @@ class ClusterNode:
     """Comm paths to every peer, membership, and message dispatch."""
 
     def __init__(
-        self, config: DaemonConfig, key: KeyRing, tunables: Tunables, events: EventLog
+        self,
+        config: DaemonConfig,
+        key: KeyRing,
+        tunables: Tunables,
+        events: EventLog,
+        metrics: Metrics | None = None,
     ) -> None:
         self.me = config.name
+        self.metrics = metrics or Metrics()
         self.witness = config.cluster_witness
         self.port = config.cluster.port
         self.key = key
@@ -131,6 +138,7 @@ class ClusterNode:
         return seen * 2 > total
 
     def _on_path_change(self, path: CommPath) -> None:
+        self.metrics.path_changed(path.peer, path.local, path.remote, path.state is PathState.UP)
         if path.state is PathState.DOWN:
             self._resend_from(path)
             self.events.add(
@@ -152,6 +160,7 @@ class ClusterNode:
             self._alive.discard(path.peer)
         state = "alive" if link.alive else "dead: every comm path is down"
         self.events.add("membership", f"{path.peer} is {state}")
+        self.metrics.membership_changed(path.peer, link.alive)
         for listener in self.listeners:
             listener(path.peer, link.alive)
 

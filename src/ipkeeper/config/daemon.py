@@ -4,6 +4,8 @@
 name = "s1"
 state_dir = "/var/lib/ipkeeper"
 tunables = "/etc/default/ipkeeper"
+log_level = "info"                      # debug, info, warning, error
+log_format = "text"                     # or "json": one JSON object per line
 
 [api]
 socket = "/run/ipkeeper/api.sock"       # root-only, used by the CLI
@@ -51,6 +53,7 @@ class ServerSection(_Strict):
     state_dir: Path = Path("/var/lib/ipkeeper")
     tunables: Path = Path("/etc/default/ipkeeper")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     witness: bool = False
 
     @field_validator("name")

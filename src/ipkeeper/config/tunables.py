@@ -253,6 +253,14 @@ class Tunables:
         self._raw: dict[str, str] = {}
         self._reported: set[tuple[str, str]] = set()
 
+    def use(self, path: Path | str) -> None:
+        """Read tunables from `path` from now on (a reload changed the file's name)."""
+        with self._lock:
+            self.path = Path(path)
+            self._stamp = None
+            self._raw = {}
+            self._reported.clear()
+
     def _current(self) -> dict[str, str]:
         try:
             st = os.stat(self.path)

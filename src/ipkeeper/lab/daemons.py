@@ -187,7 +187,10 @@ def launch(node: Node) -> int:
     """Start the server's daemon unless it is running; its PID."""
     running = pid(node)
     if running is None:
-        argv = [sys.executable, "-m", "ipkeeper.daemon", "--config", str(config_path(node))]
+        # IPKEEPER_LAB_IPKEEPERD: another ipkeeperd to run (an installed one, for package tests)
+        program = os.environ.get("IPKEEPER_LAB_IPKEEPERD")
+        command = [program] if program else [sys.executable, "-m", "ipkeeper.daemon"]
+        argv = [*command, "--config", str(config_path(node))]
         running = control.spawn(node, daemon_name(node), argv)
     return running
 

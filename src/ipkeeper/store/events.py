@@ -10,6 +10,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ipkeeper.logging import event_level
 from ipkeeper.store.db import Database
 
 log = logging.getLogger("ipkeeper.events")
@@ -56,7 +57,9 @@ class EventLog:
                 ),
             )
             event_id = int(cur.lastrowid or 0)
-        log.info("[%s@%s] %s: %s", tag or "-", self.server, kind, message)
+        log.log(
+            event_level(kind, message), "[%s@%s] %s: %s", tag or "-", self.server, kind, message
+        )
         for waiter in list(self._waiters):
             waiter.set()
         return Event(event_id, ts, self.server, tag, kind, message, details)

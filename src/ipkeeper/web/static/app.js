@@ -18,8 +18,10 @@ async function api(method, path, body) {
   if (token) headers["Authorization"] = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  // Read every answer's body, a refusal's too: a body left unread keeps its connection busy.
+  const text = await response.text();
   if (response.status === 401) { askToken(); throw new ApiError("authorization", "the API token is missing or wrong", 401); }
-  const data = response.headers.get("content-type")?.includes("json") ? await response.json() : {};
+  const data = text && response.headers.get("content-type")?.includes("json") ? JSON.parse(text) : {};
   if (!response.ok) {
     const error = data.error || { field: "request", reason: `HTTP ${response.status}` };
     throw new ApiError(error.field, error.reason, response.status);
