@@ -7,6 +7,7 @@ or the kernel themselves. An error body is {"error": {"field", "reason"}}.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from ipkeeper import __version__
 from ipkeeper.api.routes import events, hierarchy, resources, status
@@ -48,13 +50,29 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+def allowed_methods(routes: Iterable[BaseRoute], path: str) -> set[str]:
+    """Every method some route takes at `path`. Starlette's 405 names only the first
+    matching route's, and FastAPI makes one route per method."""
+    methods: set[str] = set()
+    for route in routes:
+        included = getattr(route, "original_router", None)  # a router inside the app
+        if included is not None:
+            methods |= allowed_methods(included.routes, path)
+            continue
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     reasons = {404: "no such route", 405: "method not allowed on this route"}
     reason = reasons.get(exc.status_code, str(exc.detail))
-    return JSONResponse(
-        error_body("request", reason), status_code=exc.status_code, headers=exc.headers
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(sorted(allowed_methods(request.app.routes, request.url.path)))
+    return JSONResponse(error_body("request", reason), status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
