@@ -78,3 +78,32 @@ def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does() -> Non
     assert answer.status_code == 404
     answer = asyncio.run(go("DELETE", "/api/v1/resources/web/pinglist"))
     assert (answer.status_code, answer.headers["allow"]) == (405, "GET, POST")
+
+
+def test_a_reply_is_what_the_engine_said_checked_against_its_model() -> None:
+    from fastapi import APIRouter, FastAPI
+
+    from ipkeeper.api.deps import ReplyRoute
+    from ipkeeper.api.replies import InService
+
+    router = APIRouter(route_class=ReplyRoute)
+    said: dict[str, Any] = {"tag": "web", "server": "s2", "state": "ISP", "moved_from": []}
+
+    @router.get("/good", response_model=InService)
+    async def good() -> dict[str, Any]:
+        return {**said, "added_later": 1}
+
+    @router.get("/bad", response_model=InService)
+    async def bad() -> dict[str, Any]:
+        return {**said, "state": "SOMEWHERE"}
+
+    app = FastAPI()
+    app.include_router(router)
+
+    async def go(path: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    assert asyncio.run(go("/good")).json() == {**said, "added_later": 1}  # no defaults added
+    assert asyncio.run(go("/bad")).status_code == 500  # a reply off its schema never leaves

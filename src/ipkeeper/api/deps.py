@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from ipkeeper.engine.core import Engine
@@ -22,3 +24,12 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 # /api/docs); api/auth.py is what enforces it.
 bearer = HTTPBearer(auto_error=False, description="the contents of the daemon's API token file")
 DOCUMENTED = [Security(bearer)]
+
+
+class ReplyRoute(APIRoute):
+    """A route whose reply model leaves out the fields the engine did not set, so that a
+    reply is what the engine said (the status object keeps its shape) and no more."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().__init__(path, endpoint, **kwargs)

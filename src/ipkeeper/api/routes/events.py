@@ -10,13 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ReplyRoute
 from ipkeeper.api.replies import Events, History
 from ipkeeper.api.schemas import errors, json_errors
 from ipkeeper.engine import history
 from ipkeeper.engine.core import Engine
 
-router = APIRouter(prefix="/api/v1", tags=["events"], dependencies=DOCUMENTED)
+router = APIRouter(
+    prefix="/api/v1", tags=["events"], dependencies=DOCUMENTED, route_class=ReplyRoute
+)
 
 Limit = Annotated[
     int, Query(ge=1, le=history.MAX_LIMIT, description="at most this many, the newest")

@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ReplyRoute
 from ipkeeper.api.replies import (
     DependencyCreated,
     DependencyRemoved,
@@ -20,7 +20,9 @@ from ipkeeper.api.schemas import PEERS, Dependency, Extend, Unextend, errors
 from ipkeeper.api.schemas import InService as InServiceBody
 from ipkeeper.engine import admin, extend, moves
 
-router = APIRouter(prefix="/api/v1", tags=["hierarchy"], dependencies=DOCUMENTED)
+router = APIRouter(
+    prefix="/api/v1", tags=["hierarchy"], dependencies=DOCUMENTED, route_class=ReplyRoute
+)
 
 
 @router.post(

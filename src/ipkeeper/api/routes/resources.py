@@ -6,13 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ReplyRoute
 from ipkeeper.api.replies import Created, Deleted, PingList, Properties, SettingChanged
 from ipkeeper.api.schemas import PEERS, CreateApp, CreateIP, PingListChange, Setting, errors
 from ipkeeper.engine import admin, create, moves, views
 from ipkeeper.engine.core import Engine
 
-router = APIRouter(prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED)
+router = APIRouter(
+    prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED, route_class=ReplyRoute
+)
 
 Tag = Annotated[str, Path(description="the resource's tag", examples=["ip-198.18.0.50"])]
 Server = Annotated[

@@ -6,12 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ReplyRoute
 from ipkeeper.api.replies import Interfaces, Status, Tunables
 from ipkeeper.api.schemas import PEERS, errors
 from ipkeeper.engine import views
 
-router = APIRouter(prefix="/api/v1", tags=["status"], dependencies=DOCUMENTED)
+router = APIRouter(
+    prefix="/api/v1", tags=["status"], dependencies=DOCUMENTED, route_class=ReplyRoute
+)
 
 
 @router.get(
