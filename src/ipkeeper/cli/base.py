@@ -52,7 +52,7 @@ def done(data: dict[str, Any], as_json: bool, message: str) -> None:
         return
     console().print(message, markup=False)
     for note in data.get("warnings", []) + data.get("notes", []):
-        err_console().print(f"[yellow]note:[/yellow] {escape(note)}")
+        err_console().print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
 
 
 def register(cli: click.Group) -> None:

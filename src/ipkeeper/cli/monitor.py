@@ -191,7 +191,8 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
 def _unreachable_notes(data: dict[str, Any]) -> None:
     for missing in data.get("unreachable", []):
         err_console().print(
-            f"[yellow]note:[/yellow] no events from {escape(missing['server'])}: {escape(missing['reason'])}"
+            f"[yellow]note:[/yellow] no events from {escape(missing['server'])}: {escape(missing['reason'])}",
+            soft_wrap=True,
         )
 
 
