@@ -78,22 +78,25 @@ def test_a_method_a_path_does_not_take_is_405_with_every_method_it_does() -> Non
     assert answer.status_code == 404
     answer = asyncio.run(go("DELETE", "/api/v1/resources/web/pinglist"))
     assert (answer.status_code, answer.headers["allow"]) == (405, "GET, POST")
+    # A concrete path before the template that matches it too, as OpenAPI reads them.
+    answer = asyncio.run(go("PUT", "/api/v1/resources/ip"))
+    assert (answer.status_code, answer.headers["allow"]) == (405, "POST")
 
 
 def test_a_reply_is_what_the_engine_said_checked_against_its_model() -> None:
     from fastapi import APIRouter, FastAPI
 
     from ipkeeper.api.deps import ReplyRoute
-    from ipkeeper.api.replies import InService
+    from ipkeeper.api.replies import InServiceResult
 
     router = APIRouter(route_class=ReplyRoute)
     said: dict[str, Any] = {"tag": "web", "server": "s2", "state": "ISP", "moved_from": []}
 
-    @router.get("/good", response_model=InService)
+    @router.get("/good", response_model=InServiceResult)
     async def good() -> dict[str, Any]:
         return {**said, "added_later": 1}
 
-    @router.get("/bad", response_model=InService)
+    @router.get("/bad", response_model=InServiceResult)
     async def bad() -> dict[str, Any]:
         return {**said, "state": "SOMEWHERE"}
 

@@ -7,7 +7,7 @@ or the kernel themselves. An error body is {"error": {"field", "reason"}}.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -50,19 +50,27 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def allowed_methods(routes: Iterable[BaseRoute], path: str) -> set[str]:
-    """Every method some route takes at `path`. Starlette's 405 names only the first
-    matching route's, and FastAPI makes one route per method."""
-    methods: set[str] = set()
+def _matching(routes: Iterable[BaseRoute], path: str) -> Iterator[tuple[int, set[str]]]:
+    """(number of path parameters, methods) of every route whose template matches `path`."""
     for route in routes:
         included = getattr(route, "original_router", None)  # a router inside the app
         if included is not None:
-            methods |= allowed_methods(included.routes, path)
+            yield from _matching(included.routes, path)
             continue
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(path):
-            methods |= set(getattr(route, "methods", None) or ())
-    return methods
+            params = len(getattr(route, "param_convertors", {}))
+            yield params, set(getattr(route, "methods", None) or ())
+
+
+def allowed_methods(routes: Iterable[BaseRoute], path: str) -> set[str]:
+    """Every method the path takes, as OpenAPI reads paths: a concrete path
+    (/resources/ip) before a template that also matches it (/resources/{tag}).
+    Starlette's 405 names only the first route's methods, and FastAPI makes one
+    route per method, hence this."""
+    found = list(_matching(routes, path))
+    fewest = min((params for params, _ in found), default=0)
+    return {m for params, methods in found if params == fewest for m in methods}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

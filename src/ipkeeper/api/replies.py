@@ -321,7 +321,7 @@ class PingList(_Reply):
 # -- hierarchies -------------------------------------------------------------------------
 
 
-class InService(_Reply):
+class InServiceResult(_Reply):
     """The hierarchy in service on a server (R24)."""
 
     model_config = _example(tag="web", server="s2", state="ISP", moved_from=["s1"], notes=[])
@@ -333,7 +333,7 @@ class InService(_Reply):
     notes: list[str] = []
 
 
-class OutOfService(_Reply):
+class OutOfServiceResult(_Reply):
     """The hierarchy taken out of service (R24)."""
 
     model_config = _example(tag="web", state="OSU", taken_down_on=["s1"])

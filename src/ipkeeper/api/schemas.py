@@ -36,9 +36,9 @@ class CreateApp(_Body):
 
     model_config = _example(
         tag="web",
-        restore="/usr/sbin/service nginx start",
-        remove="/usr/sbin/service nginx stop",
-        check="/usr/bin/curl -fs http://127.0.0.1/",
+        restore="/opt/web/bin/web start",
+        remove="/opt/web/bin/web stop",
+        check="/opt/web/bin/web check",
     )
 
     tag: str
@@ -56,7 +56,7 @@ class InService(_Body):
 
     model_config = _example(server="s2")
 
-    server: str | None = None
+    server: str | None = Field(default=None, description="default: the server asked")
 
 
 class Setting(_Body):

@@ -11,13 +11,12 @@ from ipkeeper.api.replies import (
     DependencyCreated,
     DependencyRemoved,
     Extended,
-    InService,
-    OutOfService,
+    InServiceResult,
+    OutOfServiceResult,
     Unextended,
 )
 from ipkeeper.api.routes.resources import Tag
-from ipkeeper.api.schemas import PEERS, Dependency, Extend, Unextend, errors
-from ipkeeper.api.schemas import InService as InServiceBody
+from ipkeeper.api.schemas import PEERS, Dependency, Extend, InService, Unextend, errors
 from ipkeeper.engine import admin, extend, moves
 
 router = APIRouter(
@@ -29,21 +28,19 @@ router = APIRouter(
     "/resources/{tag}/in-service",
     operation_id="bringInService",
     summary="Bring a hierarchy in service",
-    response_model=InService,
+    response_model=InServiceResult,
     responses=errors(400, 404, 409, 422, *PEERS),
 )
-async def post_in_service(
-    engine: EngineDep, tag: Tag, body: InServiceBody | None = None
-) -> dict[str, Any]:
+async def post_in_service(engine: EngineDep, tag: Tag, body: InService) -> dict[str, Any]:
     """Bring the whole hierarchy in service on a server (default here), moving it there (R24)."""
-    return await moves.in_service(engine, tag, body.server if body else None)
+    return await moves.in_service(engine, tag, body.server)
 
 
 @router.post(
     "/resources/{tag}/out-of-service",
     operation_id="takeOutOfService",
     summary="Take a hierarchy out of service",
-    response_model=OutOfService,
+    response_model=OutOfServiceResult,
     responses=errors(400, 404, 422, *PEERS),
 )
 async def post_out_of_service(engine: EngineDep, tag: Tag) -> dict[str, Any]:

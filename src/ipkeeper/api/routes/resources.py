@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
 
@@ -21,7 +21,7 @@ Server = Annotated[
     str | None, Query(description="the server to act on; default: this one", examples=["s2"])
 ]
 SettingKey = Annotated[
-    str,
+    Literal["source-address", "restore-recover", "switchback"],
     Path(
         description="source-address (yes|no), restore-recover (enable|disable), switchback (intelligent|automatic)",
         examples=["source-address"],
@@ -104,7 +104,7 @@ async def put_setting(
     operation_id="getPingList",
     summary="A server's ping list",
     response_model=PingList,
-    responses=errors(400, 404, 422, *PEERS),
+    responses=errors(400, 404, 409, 422, *PEERS),
 )
 async def get_pinglist(engine: EngineDep, tag: Tag, server: Server = None) -> dict[str, Any]:
     """A server's ping list for the resource's subnet (R13); default this server's."""
@@ -116,7 +116,7 @@ async def get_pinglist(engine: EngineDep, tag: Tag, server: Server = None) -> di
     operation_id="changePingList",
     summary="Edit a server's ping list",
     response_model=PingList,
-    responses=errors(400, 404, 422, *PEERS),
+    responses=errors(400, 404, 409, 422, *PEERS),
 )
 async def post_pinglist(
     engine: EngineDep, tag: Tag, body: PingListChange, server: Server = None
