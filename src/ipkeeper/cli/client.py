@@ -1,13 +1,13 @@
 """The CLI's only way to the daemon: its HTTP API over the local Unix socket.
 
-Built on the standard library's http.client (an HTTP/1.1 connection over an
-AF_UNIX socket) rather than an HTTP client package: `ipkeeper status` runs
+A few lines of HTTP/1.1 on a Unix socket (one request per connection,
+`Connection: close`) rather than an HTTP client package or http.client,
+which between them import ssl and the email parser: `ipkeeper status` runs
 often, from scripts and monitoring, and must start fast (bench/cli.py).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import socket
@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 from ipkeeper.cli.output import fail
 
 DEFAULT_SOCKET = "/run/ipkeeper/api.sock"
+MAX_REPLY = 64 * 1024 * 1024  # bytes: a reply this large is not the daemon's
 
 
 def segment(text: str) -> str:
@@ -29,23 +30,45 @@ def socket_path(option: str | None) -> str:
     return option or os.environ.get("IPKEEPER_SOCKET") or DEFAULT_SOCKET
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    """HTTP/1.1 over a Unix socket; `timeout` bounds the connect and every read."""
+class ProtocolError(Exception):
+    """The answer was not HTTP as the daemon speaks it."""
 
-    def __init__(self, path: str, timeout: float | None) -> None:
-        super().__init__("ipkeeperd", timeout=timeout)
-        self.path = path
 
-    def connect(self) -> None:
-        """Connect to the daemon's socket instead of a TCP address."""
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+def _dechunk(body: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            raise ProtocolError("chunked body cut short")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += rest[:size]
+        body = rest[size + 2 :]
+
+
+def exchange(path: str, request: bytes, timeout: float | None) -> tuple[int, bytes]:
+    """Send one HTTP request on the Unix socket at `path`; (status, body) of the answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(request)
+        received = bytearray()
+        while chunk := sock.recv(65536):
+            received += chunk
+            if len(received) > MAX_REPLY:
+                raise ProtocolError("reply too large")
+    head, sep, body = bytes(received).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if not sep or len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ProtocolError(f"not an HTTP answer: {lines[0][:80]!r}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    elif "content-length" in headers:
+        body = body[: int(headers["content-length"])]
+    return int(parts[1]), body
 
 
 class DaemonError(Exception):
@@ -96,26 +119,27 @@ class Client:
         self, method: str, path: str, body: dict[str, Any] | None = None, **params: Any
     ) -> dict[str, Any]:
         """Make one request and return its JSON; DaemonError when refused or unreachable."""
-        connection = _UnixConnection(self.socket, self.timeout)
-        headers = {"Accept": "application/json"}
-        payload = None
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = [
+            f"{method} /api/v1{path}{_query(params)} HTTP/1.1",
+            "Host: ipkeeperd",
+            "Accept: application/json",
+            "Connection: close",
+            f"Content-Length: {len(payload)}",
+        ]
         if body is not None:
-            payload = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            head.append("Content-Type: application/json")
+        request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
         try:
-            connection.request(method, f"/api/v1{path}{_query(params)}", payload, headers)
-            response = connection.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            status, data = exchange(self.socket, request, self.timeout)
+        except (OSError, ProtocolError, ValueError) as exc:
             raise self._unreachable(exc) from None
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise _error_of(response.status, data)
+        if status >= 400:
+            raise _error_of(status, data)
         try:
             parsed = json.loads(data) if data else {}
         except ValueError:
-            raise _error_of(response.status, data) from None
+            raise _error_of(status, data) from None
         return parsed if isinstance(parsed, dict) else {"result": parsed}
 
     def call(
