@@ -15,6 +15,7 @@ from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer
 from tests.conftest import App
+from tests.gui.conftest import ARTIFACTS, FAILED
 from tests.gui.test_gui import SCREENSHOT, cell, open_gui
 
 pytestmark = pytest.mark.lab
@@ -26,11 +27,14 @@ DATE_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
 @pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
+def phone(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, has_touch=True)
     opened = context.new_page()
     opened.set_default_timeout(10_000)
     yield opened
+    if request.node.stash.get(FAILED, False):
+        ARTIFACTS.mkdir(exist_ok=True)
+        opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
 
 
@@ -140,7 +144,11 @@ def test_every_wizard_can_be_completed_and_every_dialog_closed_on_a_phone(
     page.get_by_role("tab", name="IP settings", exact=True).click()
     page.get_by_label("Add addresses to the ping list").fill("198.18.0.1")
     page.get_by_role("button", name="Add to ping list", exact=True).click()
-    expect(page.locator("#pinglist li")).to_have_count(1)
+    try:
+        expect(page.locator("#pinglist li")).to_have_count(1, timeout=10_000)
+    except AssertionError as exc:
+        said = page.locator("#wizard-error").text_content()
+        raise AssertionError(f"ping list not shown; the dialog says {said!r}") from exc
     page.get_by_label("Restore and recover", exact=True).select_option("disable")
     step(page, "Apply settings")
     expect(page.locator("#wizard")).to_be_hidden()
