@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -41,9 +43,13 @@ def browser(lab: Topology) -> Iterator[Browser]:
         launched.close()
 
 
-@pytest.fixture
-def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def watched_page(
+    browser: Browser, request: pytest.FixtureRequest, **context_options: Any
+) -> Iterator[Page]:
+    """A page in a new context that fails its test on any CSP violation and leaves a
+    screenshot when the test fails."""
+    context = browser.new_context(**context_options)
     opened = context.new_page()
     opened.set_default_timeout(10_000)
     # Every GUI flow must keep to the Content-Security-Policy (no inline script or style).
@@ -59,3 +65,9 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         opened.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
     assert violations == [], f"the page broke its CSP: {violations}"
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with watched_page(browser, request, viewport={"width": 1280, "height": 900}) as opened:
+        yield opened

@@ -52,12 +52,18 @@ def test_every_page_has_the_headers_and_the_csp_blocks_injected_script(
     seen: list[Response] = []
     page.on("response", lambda r: seen.append(r))
     open_gui(page, lab)
-    page.get_by_role("button", name="Event log…", exact=True).click()
+    page.get_by_role("button", name="History…", exact=True).click()
     expect(page.locator("#events-table")).to_contain_text("ready")
     page.get_by_role("button", name="Close", exact=True).click()
     base = daemons.api_url(lab.node("s1"))
     paths = {r.url.removeprefix(base).split("?")[0] for r in seen}
-    assert {"/", "/static/app.js", "/static/style.css", "/api/v1/status", "/api/v1/events"} <= paths
+    assert {
+        "/",
+        "/static/app.js",
+        "/static/style.css",
+        "/api/v1/status",
+        "/api/v1/history",
+    } <= paths
     for response in seen:
         check_headers(response)
 

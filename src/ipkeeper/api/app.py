@@ -21,7 +21,7 @@ from ipkeeper.api.auth import document_roles
 from ipkeeper.api.docs import add_docs
 from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.api.routing import allowed_methods
-from ipkeeper.api.validation import field_of, reason_of
+from ipkeeper.api.validation import drop_generated_422, field_of, reason_of
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.web import STATIC
@@ -81,7 +81,7 @@ def create_app(engine: Engine) -> FastAPI:
     generated = app.openapi
 
     def openapi() -> dict[str, Any]:
-        return app.openapi_schema or document_roles(generated())
+        return app.openapi_schema or document_roles(drop_generated_422(generated()))
 
     app.openapi = openapi  # type: ignore[method-assign]
     add_docs(app)

@@ -53,8 +53,9 @@ def required_role(method: str) -> Role:
 
 
 def document_roles(schema: dict[str, Any]) -> dict[str, Any]:
-    """Say in the OpenAPI document which role each operation needs (`x-ipkeeper-role` and
-    the first words of its description); the same rule as the one enforced."""
+    """Say in the OpenAPI document which role each operation needs (`x-ipkeeper-role`, the
+    first words of its description, and a 403 answer where a viewer token is refused); the
+    same rule as the one enforced."""
     for operations in schema.get("paths", {}).values():
         for method, operation in operations.items():
             role = required_role(method)
@@ -62,7 +63,17 @@ def document_roles(schema: dict[str, Any]) -> dict[str, Any]:
             operation["x-ipkeeper-role"] = role.name
             text = operation.get("description", "")
             operation["description"] = f"Role: **{role.name}** ({what}). {text}".strip()
+            if role is Role.admin:
+                responses = operation.setdefault("responses", {})
+                responses["403"] = FORBIDDEN
+                operation["responses"] = dict(sorted(responses.items()))
     return schema
+
+
+FORBIDDEN = {
+    "description": "a viewer token: this operation needs the admin role (API over TCP)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
 
 
 def needs_token(path: str) -> bool:

@@ -1,10 +1,12 @@
-"""What every route needs: the engine of this daemon."""
+"""What every route needs: the engine of this daemon, its bounded parameters, its route class."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Query, Request, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
 from ipkeeper.api.schemas import MAX_ID, TAG_HELP
@@ -28,9 +30,31 @@ bearer = HTTPBearer(
 )
 DOCUMENTED = [Security(bearer)]
 
-# Path and query parameters, bounded like the bodies (api/schemas.py).
-TagPath = Annotated[str, Path(min_length=1, max_length=63, description=TAG_HELP)]
-ServerQuery = Annotated[
-    str | None, Query(min_length=1, max_length=63, description="a server (default: this one)")
+# Path and query parameters, bounded like the bodies (api/schemas.py), with examples
+# that name what the lab and the documentation's examples have.
+TagPath = Annotated[
+    str,
+    Path(min_length=1, max_length=63, description=TAG_HELP, examples=["ip-198.18.0.50"]),
 ]
-AfterQuery = Annotated[int, Query(ge=0, le=MAX_ID, description="an event id: only later ones")]
+ServerQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=63,
+        description="the server to act on or ask; default: this one",
+        examples=["s2"],
+    ),
+]
+AfterQuery = Annotated[
+    int,
+    Query(ge=0, le=MAX_ID, description="an event id: only events with a larger one (per server)"),
+]
+
+
+class ReplyRoute(APIRoute):
+    """A route whose reply model leaves out the fields the engine did not set, so that a
+    reply is what the engine said (the status object keeps its shape) and no more."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["response_model_exclude_unset"] = True
+        super().__init__(path, endpoint, **kwargs)

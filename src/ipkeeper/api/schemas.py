@@ -1,13 +1,15 @@
-"""Request bodies of the HTTP API (pydantic validates them; errors name the field).
+"""Request bodies and error answers of the HTTP API (pydantic validates them; errors
+name the field). What successful requests answer is in replies.py.
 
 Every integer and string is bounded here, so what reaches the engine and the
 store is in range; the engine checks meaning (an address in use, an interface
-that is not there) and says so with a 400 or 409.
+that is not there) and says so with a 400 or 409. Whatever the schema refuses
+is answered 400, like the engine's own refusals.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,8 +40,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _example(**example: Any) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
 class CreateIP(_Body):
     """POST /api/v1/resources/ip."""
+
+    model_config = _example(address="198.18.0.50", netmask="24")
 
     address: Address = Field(description="IPv4/IPv6 address or host name (R1)")
     netmask: Netmask
@@ -54,6 +62,13 @@ class CreateIP(_Body):
 class CreateApp(_Body):
     """POST /api/v1/resources/app."""
 
+    model_config = _example(
+        tag="web",
+        restore="/opt/web/bin/web start",
+        remove="/opt/web/bin/web stop",
+        check="/opt/web/bin/web check",
+    )
+
     tag: Tag
     restore: Command
     remove: Command
@@ -67,17 +82,23 @@ class CreateApp(_Body):
 class InService(_Body):
     """POST /api/v1/resources/{tag}/in-service."""
 
-    server: ServerName | None = None
+    model_config = _example(server="s2")
+
+    server: ServerName | None = Field(default=None, description="default: the server asked")
 
 
 class Setting(_Body):
     """PUT /api/v1/resources/{tag}/settings/{key}."""
+
+    model_config = _example(value="yes")
 
     value: str = Field(min_length=1, max_length=32)
 
 
 class PingListChange(_Body):
     """POST /api/v1/resources/{tag}/pinglist."""
+
+    model_config = _example(verb="add", addresses=["198.18.0.1"])
 
     verb: Literal["add", "remove", "clear"]
     addresses: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
@@ -88,12 +109,16 @@ class PingListChange(_Body):
 class Dependency(_Body):
     """POST /api/v1/dependencies."""
 
+    model_config = _example(parent="web", child="ip-198.18.0.50")
+
     parent: Tag
     child: Tag
 
 
 class Extend(_Body):
     """POST /api/v1/resources/{tag}/extend (R18)."""
+
+    model_config = _example(target="s2", target_priority=10)
 
     target: ServerName
     target_priority: Priority = 10
@@ -105,6 +130,8 @@ class Extend(_Body):
 
 class Unextend(_Body):
     """POST /api/v1/resources/{tag}/unextend (R19)."""
+
+    model_config = _example(server="s2")
 
     server: ServerName
 
@@ -122,16 +149,39 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "refused or malformed: the field and the reason"),
-        (401, "missing or wrong bearer token (API over TCP)"),
-        (403, "a valid token without the role this operation needs (API over TCP)"),
-        (404, "no such resource, server or route"),
-        (409, "conflicts with the current state"),
-        (413, "request body larger than 64 KiB"),
-        (429, "too many failed authentications from this source (API over TCP)"),
-        (503, "a server that must take part is unreachable"),
-    )
+ERROR_TEXTS = {
+    400: "refused: the field and the reason (a value the schema does not allow, "
+    "malformed or duplicate-key JSON, a repeated header, or the engine's refusal)",
+    401: "missing or wrong bearer token (API over TCP)",
+    403: "a valid token without the role this operation needs (API over TCP)",
+    404: "no such resource, server or route",
+    409: "conflicts with the current state",
+    413: "request body larger than 64 KiB",
+    429: "too many failed authentications from this source (API over TCP)",
+    503: "a server that must take part is unreachable, still starting, or in a minority",
+    504: "a server that must take part did not answer in time",
 }
+
+# What any operation may answer: the strict input rules and the token checks come
+# before the operation (api/strict.py, api/auth.py). 403 is added to the operations
+# that need the admin role (api/auth.py's document_roles).
+ALWAYS = (400, 401, 413, 429)
+# What any operation that asks other servers may also answer.
+PEERS = (503, 504)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of one operation: its own `codes` and those of ALWAYS."""
+    return {
+        code: {"model": ErrorBody, "description": ERROR_TEXTS[code]}
+        for code in sorted({*ALWAYS, *codes})
+    }
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The same for an operation whose success is not JSON (its errors still are)."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        code: {"description": ERROR_TEXTS[code], "content": {"application/json": {"schema": ref}}}
+        for code in sorted({*ALWAYS, *codes})
+    }

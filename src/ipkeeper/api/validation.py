@@ -34,3 +34,16 @@ def reason_of(error: Mapping[str, Any]) -> str:
     if kind == "literal_error":
         return f"{given!r} must be one of {ctx.get('expected')}"
     return str(error.get("msg", "invalid"))
+
+
+def drop_generated_422(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document without FastAPI's own 422 answers and their models: this API
+    answers 400 for whatever the schema refuses (api/app.py), and every operation says so
+    (api/schemas.py's errors)."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    models = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        models.pop(name, None)
+    return schema

@@ -62,7 +62,7 @@ def cert_create(
     if as_json:
         emit_json({"cert": str(cert_path), "key": str(key_path), **info.as_dict()})
         return
-    console.print(f"wrote {cert_path} and {key_path} (0600)", markup=False)
+    console().print(f"wrote {cert_path} and {key_path} (0600)", markup=False)
     _describe(info)
 
 
@@ -91,4 +91,4 @@ def _describe(info: CertificateInfo) -> None:
         ("SHA-256", info.sha256),
         ("SPKI pin", f"sha256/{info.spki_sha256}"),
     ):
-        console.print(f"{label + ':':13} {value}", markup=False)
+        console().print(f"{label + ':':13} {value}", markup=False)

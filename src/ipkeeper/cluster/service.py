@@ -6,7 +6,7 @@
 - Catalog: on (re)joining, peers exchange digests and send each other what
   the other lacks (cluster/catalog.py); conflicts are reported, not merged.
 - Requests served here: hierarchy.up/down/move, extend.check, catalog.apply,
-  pinglist.seed, show, interfaces, used.
+  pinglist.seed, show, interfaces, used, events (this server's history).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from ipkeeper.cluster import catalog
 from ipkeeper.cluster.node import ClusterNode
-from ipkeeper.engine import admin, views
+from ipkeeper.engine import admin, history, views
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError
@@ -66,6 +66,7 @@ class ClusterService:
                 "setting": self._setting,
                 "pinglist": self._pinglist,
                 "extend": self._extend,
+                "events": self._events,
             }
         )
         node.listeners.append(self._peer_changed)
@@ -163,6 +164,7 @@ class ClusterService:
             rid: {
                 "state": st.state.value,
                 "reason": st.reason,
+                "since": st.since,
                 "pending": st.pending,
                 "busy": busy[rid][0] if rid in busy else None,
                 "handover": rid in self.engine.handed_over,
@@ -383,3 +385,6 @@ class ClusterService:
             "address_used_by": used_by(self.engine, str(address)) if address else None,
             "tag_used": bool(tag) and self.engine.repo.resource_by_tag(str(tag)) is not None,
         }
+
+    async def _events(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return history.serve(self.engine, params)

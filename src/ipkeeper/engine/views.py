@@ -28,7 +28,9 @@ def instance_view(engine: Engine, rec: ResourceRecord, server: str) -> dict[str,
     if server != engine.server:
         reported = engine.peers.states_of(server).get(rec.id)
         if reported is not None:
-            view.update({k: reported.get(k) for k in ("state", "reason", "pending", "busy")})
+            view.update(
+                {k: reported.get(k) for k in ("state", "reason", "since", "pending", "busy")}
+            )
         if server not in engine.peers.alive():
             view["stale"] = True
         return view

@@ -87,6 +87,30 @@ class EventLog:
             for r in reversed(rows)
         ]
 
+    def search(
+        self,
+        limit: int,
+        since: float | None = None,
+        tag: str | None = None,
+        kinds: tuple[str, ...] = (),
+    ) -> list[Event]:
+        """The last `limit` events at or after `since`, of `tag` and of these kinds, oldest first.
+
+        For the cluster-wide history (engine/history.py), which filters by time
+        rather than by id, since ids are per server.
+        """
+        sql = "SELECT * FROM events WHERE ts >= ?"
+        params: list[Any] = [since if since is not None else 0.0]
+        if tag is not None:
+            sql += " AND tag = ?"
+            params.append(tag)
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params.extend(kinds)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_event(r) for r in reversed(self.db.query(sql, tuple(params)))]
+
     async def wait(self, timeout: float) -> None:
         """Return when a new event is added, or after `timeout` seconds."""
         waiter = asyncio.Event()
@@ -97,3 +121,15 @@ class EventLog:
             pass
         finally:
             self._waiters.discard(waiter)
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        row["id"],
+        row["ts"],
+        row["server"],
+        row["tag"],
+        row["kind"],
+        row["message"],
+        json.loads(row["details"]),
+    )

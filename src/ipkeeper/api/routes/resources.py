@@ -2,35 +2,62 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
-from ipkeeper.api.deps import DOCUMENTED, EngineDep, ServerQuery, TagPath
-from ipkeeper.api.schemas import ERRORS, CreateApp, CreateIP, PingListChange, Setting
+from ipkeeper.api.deps import DOCUMENTED, EngineDep, ReplyRoute, ServerQuery, TagPath
+from ipkeeper.api.replies import Created, Deleted, PingList, Properties, SettingChanged
+from ipkeeper.api.schemas import PEERS, CreateApp, CreateIP, PingListChange, Setting, errors
 from ipkeeper.engine import admin, create, moves, views
 from ipkeeper.engine.core import Engine
 
-SettingKey = Literal["source-address", "restore-recover", "switchback"]
-
 router = APIRouter(
-    prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED, responses=ERRORS
+    prefix="/api/v1/resources", tags=["resources"], dependencies=DOCUMENTED, route_class=ReplyRoute
 )
 
+SettingKey = Annotated[
+    Literal["source-address", "restore-recover", "switchback"],
+    Path(
+        description="source-address (yes|no), restore-recover (enable|disable), switchback (intelligent|automatic)",
+        examples=["source-address"],
+    ),
+]
 
-@router.post("/ip", status_code=201)
+
+@router.post(
+    "/ip",
+    status_code=201,
+    operation_id="createIpResource",
+    summary="Create an IP resource",
+    response_model=Created,
+    responses=errors(409, *PEERS),
+)
 async def post_ip(engine: EngineDep, body: CreateIP) -> dict[str, Any]:
-    """Create an IP resource here and bring it in service (R17)."""
+    """Create an IP resource on this server and bring it in service there (R17)."""
     return await create.create_ip(engine, **body.model_dump())
 
 
-@router.post("/app", status_code=201)
+@router.post(
+    "/app",
+    status_code=201,
+    operation_id="createAppResource",
+    summary="Create an application resource",
+    response_model=Created,
+    responses=errors(409, *PEERS),
+)
 async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
-    """Create an application resource here and bring it in service."""
+    """Create an application resource run by your own commands, and bring it in service here."""
     return await create.create_app(engine, **body.model_dump())
 
 
-@router.get("/{tag}")
+@router.get(
+    "/{tag}",
+    operation_id="getResource",
+    summary="Properties of a resource",
+    response_model=Properties,
+    responses=errors(404, *PEERS),
+)
 async def get_resource(
     engine: EngineDep, tag: TagPath, server: ServerQuery = None
 ) -> dict[str, Any]:
@@ -40,13 +67,25 @@ async def get_resource(
     return await views.show(engine, tag)
 
 
-@router.delete("/{tag}")
+@router.delete(
+    "/{tag}",
+    operation_id="deleteResource",
+    summary="Delete a resource everywhere",
+    response_model=Deleted,
+    responses=errors(404, 409, *PEERS),
+)
 async def delete_resource(engine: EngineDep, tag: TagPath) -> dict[str, Any]:
-    """Delete a resource and what depends on it (R20)."""
+    """Delete a resource and what depends on it from every server, out of service first (R20)."""
     return await moves.delete(engine, tag)
 
 
-@router.put("/{tag}/settings/{key}")
+@router.put(
+    "/{tag}/settings/{key}",
+    operation_id="changeSetting",
+    summary="Change a setting",
+    response_model=SettingChanged,
+    responses=errors(404, 409, *PEERS),
+)
 async def put_setting(
     engine: EngineDep, tag: TagPath, key: SettingKey, body: Setting, server: ServerQuery = None
 ) -> dict[str, Any]:
@@ -58,7 +97,13 @@ async def put_setting(
     return await admin.set_setting(engine, tag, key, body.value)
 
 
-@router.get("/{tag}/pinglist")
+@router.get(
+    "/{tag}/pinglist",
+    operation_id="getPingList",
+    summary="A server's ping list",
+    response_model=PingList,
+    responses=errors(404, 409, *PEERS),
+)
 async def get_pinglist(
     engine: EngineDep, tag: TagPath, server: ServerQuery = None
 ) -> dict[str, Any]:
@@ -66,11 +111,17 @@ async def get_pinglist(
     return await _pinglist(engine, tag, None, [], server)
 
 
-@router.post("/{tag}/pinglist")
+@router.post(
+    "/{tag}/pinglist",
+    operation_id="changePingList",
+    summary="Edit a server's ping list",
+    response_model=PingList,
+    responses=errors(404, 409, *PEERS),
+)
 async def post_pinglist(
     engine: EngineDep, tag: TagPath, body: PingListChange, server: ServerQuery = None
 ) -> dict[str, Any]:
-    """Add to, remove from or clear a server's ping list (R13)."""
+    """Add to, remove from or clear a server's ping list for the resource's subnet (R13)."""
     return await _pinglist(engine, tag, body.verb, body.addresses, server)
 
 
