@@ -35,7 +35,7 @@ def root_snapshot() -> tuple[list, list, list]:
 @pytest.fixture(autouse=True, scope="module")
 def root_namespace_untouched(request: pytest.FixtureRequest) -> Iterator[None]:
     """Every module of lab tests must leave the machine's own namespace as it found it."""
-    if not {"lab", "kits", "gui"} & set(request.node.path.parts):
+    if not {"lab", "kits", "gui", "package"} & set(request.node.path.parts):
         yield
         return
     before = root_snapshot()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import fcntl
 import ipaddress
 import logging
@@ -18,19 +17,16 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import uvicorn
-from starlette.types import ASGIApp
-
-from ipkeeper import __version__
+from ipkeeper import __version__, checkconfig
 from ipkeeper import logging as ipk_logging
+from ipkeeper.api import surface as api_surface
 from ipkeeper.api.app import create_app
-from ipkeeper.api.auth import BearerAuth, TokenFileError, load_token
+from ipkeeper.cluster.keys import KeyFileError, KeyRing
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.cluster.service import ClusterService
-from ipkeeper.cluster.wire import KeyFileError, load_key
 from ipkeeper.config import daemon as daemon_config
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.core import Engine
@@ -44,28 +40,16 @@ from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.ip.params import IPAddress, IPSpec
 from ipkeeper.kits.registry import KitRegistry
+from ipkeeper.reload import Reloader
+from ipkeeper.sdnotify import Notifier
+from ipkeeper.serve import ApiServer, TcpApi, api_server
 from ipkeeper.store.db import open_db
 from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import Repo
+from ipkeeper.supervisor import Supervisor
 
 log = logging.getLogger("ipkeeper.daemon")
-IP_FREEBIND = 15
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Install nothing."""
-        yield
-
-    async def main_loop(self) -> None:
-        """uvicorn's housekeeping once a second, not ten times (an idle daemon stays idle)."""
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 10) % 864000
-            await asyncio.sleep(1.0)
+Adjust = Callable[[daemon_config.DaemonConfig], daemon_config.DaemonConfig]
 
 
 def unix_listener(path: Path) -> socket.socket:
@@ -91,36 +75,27 @@ def unix_listener(path: Path) -> socket.socket:
     return sock
 
 
-def tcp_listener(host: str, port: int) -> socket.socket:
-    """A TCP socket for the API; it may bind an address not (yet) configured (IP_FREEBIND)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
-
-
 def api_servers(
-    config: daemon_config.DaemonConfig, engine: Engine
-) -> list[tuple[_Server, socket.socket]]:
-    """The API on the Unix socket and, when configured, on TCP behind the token."""
+    config: daemon_config.DaemonConfig, engine: Engine, keys: KeyRing | None = None
+) -> tuple[list[tuple[ApiServer, socket.socket]], TcpApi]:
+    """The API on the Unix socket and, when configured, on TCP as api/surface.py secures
+    it (TLS, tokens, roles), on a listener that a reload can move or re-secure."""
     app = create_app(engine)
-    servers = [(_server(app), unix_listener(config.api.socket))]
-    where = config.api.tcp_address()
-    if where is not None:
-        assert config.api.token_file is not None
+    try:
+        surface = api_surface.build(config.api, engine, keys)
+    except api_surface.SurfaceError as exc:
+        raise SystemExit(f"ipkeeperd: error: {exc}") from None
+    servers = [(api_server(surface.local(app)), unix_listener(config.api.socket))]
+    tcp = TcpApi(app, surface)
+    if config.api.listen is not None:
         try:
-            token = load_token(config.api.token_file)
-        except TokenFileError as exc:
-            raise SystemExit(f"ipkeeperd: error: api.token_file: {exc}") from None
-        servers.append((_server(BearerAuth(app, token)), tcp_listener(*where)))
-    return servers
-
-
-def _server(app: ASGIApp) -> _Server:
-    return _Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+            tcp.rebind(surface)
+        except OSError as exc:
+            raise SystemExit(
+                f"ipkeeperd: error: api.listen: cannot listen on {config.api.listen}: "
+                f"{exc.strerror or exc}"
+            ) from None
+    return servers, tcp
 
 
 def lock_state_dir(state_dir: Path) -> int:
@@ -157,11 +132,15 @@ def join_cluster(
     config: daemon_config.DaemonConfig, engine: Engine, stop: asyncio.Event
 ) -> tuple[ClusterService, Failover, asyncio.Task[None]]:
     """Comm paths, the cluster service and the failover logic, the paths running."""
+
+    def key_refused(why: str) -> None:
+        engine.events.add("security", f"cluster.key_file: {why}; the keys in use are kept")
+
     try:
-        key = load_key(config.cluster.key_file)
+        key = KeyRing.load(config.cluster.key_file, on_error=key_refused)
     except KeyFileError as exc:
         raise SystemExit(f"ipkeeperd: error: cluster.key_file: {exc}") from None
-    node = ClusterNode(config, key, engine.tunables, engine.events, engine.table)
+    node = ClusterNode(config, key, engine.tunables, engine.events, engine.table, engine.metrics)
     service = ClusterService(node, engine)
     engine.peers = service
     failover = Failover(engine)
@@ -250,15 +229,21 @@ def watch_host(engine: Engine, monitor: Monitor) -> None:
     host.listeners.append(changed)
 
 
-async def run(config: daemon_config.DaemonConfig) -> None:
-    """Run until SIGTERM or SIGINT."""
+async def run(
+    config: daemon_config.DaemonConfig,
+    path: Path = daemon_config.DEFAULT_CONFIG,
+    logs: ipk_logging.LogSetup | None = None,
+    notifier: Notifier | None = None,
+    adjust: Adjust = lambda c: c,
+) -> None:
+    """Run until SIGTERM or SIGINT; SIGHUP reloads `path` (applied once ready)."""
     engine = build_engine(config)
     engine.witness = config.cluster_witness
     engine.events.add("daemon", f"ipkeeperd {__version__} starting on {config.name}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    supervisor = Supervisor(engine, notifier or Notifier({}))
+    supervisor.install(loop, stop)
     install_test_stall(loop)
     tasks: list[asyncio.Task[None]] = []
     failover: Failover | None = None
@@ -273,18 +258,23 @@ async def run(config: daemon_config.DaemonConfig) -> None:
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
     watch_host(engine, monitor)
     engine.metrics.watch(engine)
-    apis = api_servers(config, engine)
+    apis, tcp = api_servers(config, engine, service.node.key if service else None)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))
     tasks += [
         asyncio.create_task(srv.serve(sockets=[sock]), name=f"api {i}")
         for i, (srv, sock) in enumerate(apis)
     ]
+    tasks.append(asyncio.create_task(tcp.run(stop), name="api tcp"))
     if failover is not None:
         tasks.append(asyncio.create_task(failover.run(stop), name="failover"))
     where = config.api.listen
+    scheme = "https" if config.api.tls else "plain http"
     engine.events.add(
-        "daemon", f"ready; API on {config.api.socket}" + (f" and {where}" if where else "")
+        "daemon",
+        f"ready; API on {config.api.socket}" + (f" and {where} ({scheme})" if where else ""),
     )
+    supervisor.ready(Reloader(path, config, engine, logs, tcp, adjust))
+    tasks.append(asyncio.create_task(supervisor.run(stop), name="supervisor"))
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
     # A part that ends on its own before any stop was asked for has failed.
@@ -295,6 +285,7 @@ async def run(config: daemon_config.DaemonConfig) -> None:
         log.critical("%s ended unexpectedly: %r", task.get_name(), error)
         engine.events.add("daemon", f"{task.get_name()} ended unexpectedly ({error!r}); exiting")
     stop.set()
+    supervisor.stopping("stopping; resources left as they are")
     for srv, _ in apis:
         srv.should_exit = True
     await asyncio.wait([*tasks, stopping], timeout=5)
@@ -309,29 +300,52 @@ async def run(config: daemon_config.DaemonConfig) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     parser = argparse.ArgumentParser(prog="ipkeeperd", description="ipkeeper daemon")
-    parser.add_argument("--config", type=Path, default=daemon_config.DEFAULT_CONFIG)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=daemon_config.DEFAULT_CONFIG,
+        metavar="FILE",
+        help=f"the configuration file (default: {daemon_config.DEFAULT_CONFIG})",
+    )
     parser.add_argument(
         "--witness", action="store_true", help="a quorum vote that holds no resources"
     )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="check the configuration, its files and this server's addresses; change nothing",
+    )
     parser.add_argument("--version", action="version", version=f"ipkeeperd {__version__}")
     args = parser.parse_args(argv)
+    if args.check_config:
+        raise SystemExit(checkconfig.main(args.config, args.witness))
+
+    def adjust(config: daemon_config.DaemonConfig) -> daemon_config.DaemonConfig:
+        if not args.witness:
+            return config
+        server = config.server.model_copy(update={"witness": True})
+        return config.model_copy(update={"server": server})
+
     try:
-        config = daemon_config.load(args.config)
-        if args.witness:
-            config = config.model_copy(
-                update={"server": config.server.model_copy(update={"witness": True})}
-            )
+        config = adjust(daemon_config.load(args.config))
     except daemon_config.ConfigError as exc:
         print(f"ipkeeperd: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    refused = checkconfig.secrets(config)  # before a state directory or database exists
+    if refused:
+        for line in refused:
+            print(f"ipkeeperd: error: {line}", file=sys.stderr)
+        raise SystemExit(2)
     os.umask(0o077)
-    listener = ipk_logging.setup(config.server.log_level)
+    notifier = Notifier()  # before anything runs a command: they must not inherit $NOTIFY_SOCKET
+    logs = ipk_logging.setup(config.server.log_level, config.server.log_format)
     lock = lock_state_dir(config.server.state_dir)
     try:
-        asyncio.run(run(config))
+        asyncio.run(run(config, args.config, logs, notifier, adjust))
     finally:
         os.close(lock)
-        listener.stop()
+        notifier.close()
+        logs.stop()
 
 
 if __name__ == "__main__":

@@ -1,25 +1,34 @@
 """Prometheus metrics (R33): what this daemon did, and the state it sees, at /metrics.
 
 Counters and histograms are updated as things happen (checks, recoveries,
-failovers); states, comm paths and round-trip times are read at scrape time
-from the engine and the cluster. Each daemon has its own registry.
+failovers, comm-path and membership changes); states, comm paths and
+round-trip times are read at scrape time from the engine and the cluster.
+Each daemon has its own registry, with its process metrics (CPU, memory,
+file descriptors) and `ipkeeper_build_info`. At each scrape the per-resource
+counters are brought in line with the resources this server has: a new
+resource's failure series start at 0 (so `increase()` sees the first
+failure), a deleted resource's series go away.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ipkeeper import __version__
 from ipkeeper.model.states import KitResult, Outcome
 
 if TYPE_CHECKING:
@@ -27,6 +36,8 @@ if TYPE_CHECKING:
 
 STATES = ("ISP", "ISU", "OSU", "OSF")
 disable_created_metrics()  # no *_created series: they only double the output
+ROLES = ("taken", "handed")
+RESULTS = ("ok", "failed")
 FAST = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -38,6 +49,19 @@ class Metrics:
         # Checks are counted in plain integers (a thousand a second must cost
         # nothing) and exported at each scrape by CheckCollector.
         self.check_counts: dict[str, list[int]] = {}  # tag -> [ok, failed]
+        ProcessCollector(registry=self.registry)
+        Gauge(
+            "ipkeeper_build_info",
+            "Always 1: the version of ipkeeperd and of the Python running it",
+            ["version", "python"],
+            registry=self.registry,
+        ).labels(__version__, platform.python_version()).set(1)
+        self.server_info = Gauge(
+            "ipkeeper_server_info",
+            "Always 1: the name of the server this daemon runs on (to pick its own series)",
+            ["server"],
+            registry=self.registry,
+        )
         self.check_seconds = Histogram(
             "ipkeeper_check_duration_seconds",
             "Time a health check took (a batch's time shared among its checks), by resource type",
@@ -64,6 +88,28 @@ class Metrics:
             buckets=FAST,
             registry=self.registry,
         )
+        self.path_changes = Counter(
+            "ipkeeper_comm_path_changes",
+            "Comm paths that went up or down, by peer, path and new state",
+            ["peer", "local", "remote", "state"],
+            registry=self.registry,
+        )
+        self.membership_changes = Counter(
+            "ipkeeper_membership_changes",
+            "Peers seen becoming alive or dead (every comm path down)",
+            ["peer", "state"],
+            registry=self.registry,
+        )
+        self._tags: set[str] = set()
+        self._engine: Engine | None = None
+
+    def path_changed(self, peer: str, local: str, remote: str, up: bool) -> None:
+        """Count a comm path to `peer` going up or down."""
+        self.path_changes.labels(peer, local, remote, "up" if up else "down").inc()
+
+    def membership_changed(self, peer: str, alive: bool) -> None:
+        """Count `peer` becoming alive or dead (a false death shows here, not only as a failover)."""
+        self.membership_changes.labels(peer, "alive" if alive else "dead").inc()
 
     def checked(self, kind: str, tags: list[str], results: list[KitResult], seconds: float) -> None:
         """Count a batch of health checks of one resource type (the tag and result of
@@ -79,12 +125,45 @@ class Metrics:
 
     def watch(self, engine: Engine) -> None:
         """Also export, at each scrape, the states and the cluster as `engine` sees them."""
+        self._engine = engine
+        self.server_info.labels(engine.server).set(1)
         self.registry.register(StateCollector(engine))
         self.registry.register(CheckCollector(engine, self.check_counts))
 
     def render(self) -> bytes:
         """The text exposition format."""
+        if self._engine is not None:
+            self.sync(self._engine)
         return bytes(generate_latest(self.registry))
+
+    def sync(self, engine: Engine) -> None:
+        """Series at 0 for every resource on this server, and for every peer and path;
+        none left for a resource that was deleted."""
+        tags = {
+            rec.tag_on(engine.server)
+            for rec in engine.repo.resources()
+            if rec.instance(engine.server) is not None
+        }
+        for tag in tags - self._tags:
+            for result in RESULTS:
+                self.recoveries.labels(tag, result)
+                for role in ROLES:
+                    self.failovers.labels(tag, role, result)
+        for tag in self._tags - tags:
+            for result in RESULTS:
+                self.recoveries.remove(tag, result)
+                for role in ROLES:
+                    self.failovers.remove(tag, role, result)
+                    self.failover_seconds.remove(tag, role)
+        self._tags = tags
+        for server in engine.peers.servers():
+            if server.get("local"):
+                continue
+            for state in ("alive", "dead"):
+                self.membership_changes.labels(server["name"], state)
+            for path in server["comm_paths"]:
+                for state in ("up", "down"):
+                    self.path_changes.labels(server["name"], path["local"], path["remote"], state)
 
 
 class CheckCollector(Collector):

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from ipkeeper.cluster import wire
+from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.lab import daemons
 from ipkeeper.lab import netns as ns
 from ipkeeper.lab.topology import COMM_PORT, Topology
@@ -20,6 +21,7 @@ from ipkeeper.testing.labtools import LabServer, holders
 pytestmark = pytest.mark.lab
 
 VIP = "198.18.0.50"
+LAB_KEY_ID = daemons.LAB_KEY_ID
 TAG = f"ip-{VIP}"
 
 
@@ -36,7 +38,7 @@ class Impostor:
         self.sock.sendall(data)
 
     def read_frame(self) -> dict:
-        _, length, _ = wire.HEADER.unpack(self._exactly(wire.HEADER.size))
+        _, _, length, _ = wire.HEADER.unpack(self._exactly(wire.HEADER.size))
         return json.loads(self._exactly(length))
 
     def _exactly(self, n: int) -> bytes:
@@ -48,7 +50,7 @@ class Impostor:
             data += chunk
         return data
 
-    def handshake(self, key: bytes) -> wire.Session:
+    def handshake(self, key: KeyRing) -> wire.Session:
         nonce = wire.new_nonce()
         self.send(wire.seal(key, wire.hello("s1", "s2", nonce)))
         reply = self.read_frame()
@@ -96,7 +98,10 @@ def test_wrong_key_is_dropped_and_logged(
     impostor = Impostor()
     try:
         impostor.send(
-            wire.seal(b"not the cluster key at all!!", wire.hello("s1", "s2", wire.new_nonce()))
+            wire.seal(
+                KeyRing.of(b"not the cluster key at all!!", LAB_KEY_ID),
+                wire.hello("s1", "s2", wire.new_nonce()),
+            )
         )
         wait_until(
             lambda: any("bad HMAC" in m for m in security_events(s2)), 3, message="bad HMAC logged"
@@ -112,7 +117,7 @@ def test_oversized_frame_is_dropped_before_reading_it(
     s1, s2, _ = setup
     impostor = Impostor()
     try:
-        impostor.send(wire.MAGIC + struct.pack("!I", 64 << 20) + b"\0" * 32)
+        impostor.send(wire.MAGIC + struct.pack("!HI", LAB_KEY_ID, 64 << 20) + b"\0" * 32)
         wait_until(
             lambda: any("oversized frame" in m for m in security_events(s2)),
             3,
@@ -127,7 +132,7 @@ def test_replayed_frames_are_dropped(
     setup: tuple[LabServer, LabServer, str], lab: Topology
 ) -> None:
     s1, s2, rid = setup
-    key = wire.load_key(daemons.key_path())
+    key = wire.load_key(daemons.key_path(lab.node("s2")))
     first, second = Impostor(), Impostor()
     try:
         old = first.handshake(key)

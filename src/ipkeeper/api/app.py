@@ -17,7 +17,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ipkeeper import __version__
+from ipkeeper.api.auth import document_roles
+from ipkeeper.api.docs import add_docs
 from ipkeeper.api.routes import events, hierarchy, resources, status
+from ipkeeper.api.routing import allowed_methods
+from ipkeeper.api.validation import drop_generated_422, field_of, reason_of
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.web import STATIC
@@ -38,23 +42,17 @@ async def _op_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0]
-    loc = [
-        str(p)
-        for p in first.get("loc", ())
-        if p not in ("body", "query", "path") and not isinstance(p, int)
-    ]
-    return JSONResponse(
-        error_body(".".join(loc) or "request", first.get("msg", "invalid")), status_code=422
-    )
+    return JSONResponse(error_body(field_of(first), reason_of(first)), status_code=400)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     reasons = {404: "no such route", 405: "method not allowed on this route"}
     reason = reasons.get(exc.status_code, str(exc.detail))
-    return JSONResponse(
-        error_body("request", reason), status_code=exc.status_code, headers=exc.headers
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+    return JSONResponse(error_body("request", reason), status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
@@ -68,7 +66,7 @@ def create_app(engine: Engine) -> FastAPI:
         title="ipkeeper",
         version=__version__,
         description="Keeps virtual IP addresses alive across a cluster of Linux servers.",
-        docs_url="/api/docs",
+        docs_url=None,  # docs.py serves it with local assets
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -80,6 +78,13 @@ def create_app(engine: Engine) -> FastAPI:
     for module in (status, resources, hierarchy, events):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    generated = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return app.openapi_schema or document_roles(drop_generated_422(generated()))
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    add_docs(app)
 
     @app.get("/", include_in_schema=False)
     async def gui() -> FileResponse:

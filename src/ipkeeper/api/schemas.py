@@ -1,98 +1,165 @@
-"""Request bodies of the HTTP API (pydantic validates them; errors name the field)."""
+"""Request bodies and error answers of the HTTP API (pydantic validates them; errors
+name the field). What successful requests answer is in replies.py.
+
+Every integer and string is bounded here, so what reaches the engine and the
+store is in range; the engine checks meaning (an address in use, an interface
+that is not there) and says so with a 400 or 409. Whatever the schema refuses
+is answered 400, like the engine's own refusals.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+PRIORITY_HELP = "1 (highest) to 999"
+TAG_HELP = "1-63 letters, digits or . _ : @ -, starting with a letter or digit"
+# The largest id SQLite can store (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+Tag = Annotated[str, Field(min_length=1, max_length=63, description=TAG_HELP)]
+ServerName = Annotated[str, Field(min_length=1, max_length=63, description="a server's name")]
+Command = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=4096,
+        description="program and arguments (split as a shell would, never run by a shell)",
+    ),
+]
+Priority = Annotated[int, Field(ge=1, le=999, description=PRIORITY_HELP)]
+Address = Annotated[str, Field(min_length=1, max_length=253)]
+Netmask = Annotated[
+    str, Field(min_length=1, max_length=15, description="dotted netmask or prefix length (R2)")
+]
+Interface = Annotated[str, Field(min_length=1, max_length=15)]
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _example(**example: Any) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
 class CreateIP(_Body):
     """POST /api/v1/resources/ip."""
 
-    address: str = Field(description="IPv4/IPv6 address or host name (R1)")
-    netmask: str = Field(description="dotted netmask or prefix length (R2)")
-    interface: str | None = Field(
+    model_config = _example(address="198.18.0.50", netmask="24")
+
+    address: Address = Field(description="IPv4/IPv6 address or host name (R1)")
+    netmask: Netmask
+    interface: Interface | None = Field(
         default=None, description="default: the best valid interface (R3)"
     )
-    tag: str | None = Field(default=None, description="default: ip-<address as entered> (R4)")
+    tag: Tag | None = Field(default=None, description="default: ip-<address as entered> (R4)")
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
 
 
 class CreateApp(_Body):
     """POST /api/v1/resources/app."""
 
-    tag: str
-    restore: str
-    remove: str
-    check: str
-    recover: str | None = None
+    model_config = _example(
+        tag="web",
+        restore="/opt/web/bin/web start",
+        remove="/opt/web/bin/web stop",
+        check="/opt/web/bin/web check",
+    )
+
+    tag: Tag
+    restore: Command
+    remove: Command
+    check: Command
+    recover: Command | None = None
     timeout: float = Field(default=60.0, ge=1, le=3600)
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
 
 
 class CreateGroup(_Body):
     """POST /api/v1/resources/group."""
 
-    tag: str
+    model_config = _example(tag="vips")
+
+    tag: Tag
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: int = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
 
 
 class Apply(_Body):
     """POST /api/v1/apply: a document of resources (the TOML of `ipkeeper apply`, as JSON)."""
 
-    document: dict[str, Any]
-    dry_run: bool = False
+    model_config = _example(
+        document={
+            "defaults": {"netmask": "24", "interface": "eth0", "servers": {"s1": 1, "s2": 10}},
+            "ip": [{"range": "198.18.0.100-198.18.0.109"}],
+            "group": [{"tag": "vips", "children": ["ip-198.18.0.1*"]}],
+        },
+        dry_run=True,
+    )
+
+    document: dict[str, Any] = Field(description="the document (see `ipkeeper apply --help`)")
+    dry_run: bool = Field(default=False, description="say what would change, change nothing")
 
 
 class InService(_Body):
     """POST /api/v1/resources/{tag}/in-service."""
 
-    server: str | None = None
+    model_config = _example(server="s2")
+
+    server: ServerName | None = Field(default=None, description="default: the server asked")
 
 
 class Setting(_Body):
     """PUT /api/v1/resources/{tag}/settings/{key}."""
 
-    value: str
+    model_config = _example(value="yes")
+
+    value: str = Field(min_length=1, max_length=32)
 
 
 class PingListChange(_Body):
     """POST /api/v1/resources/{tag}/pinglist."""
 
+    model_config = _example(verb="add", addresses=["198.18.0.1"])
+
     verb: Literal["add", "remove", "clear"]
-    addresses: list[str] = []
+    addresses: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default=[], max_length=64
+    )
 
 
 class Dependency(_Body):
     """POST /api/v1/dependencies."""
 
-    parent: str
-    child: str
+    model_config = _example(parent="web", child="ip-198.18.0.50")
+
+    parent: Tag
+    child: Tag
 
 
 class Extend(_Body):
     """POST /api/v1/resources/{tag}/extend (R18)."""
 
-    target: str
-    target_priority: int = 10
-    template_priority: int | None = None
-    interface: str | None = None
-    target_tag: str | None = None
+    model_config = _example(target="s2", target_priority=10)
+
+    target: ServerName
+    target_priority: Priority = 10
+    template_priority: Priority | None = None
+    interface: Interface | None = None
+    target_tag: Tag | None = None
     switchback: Literal["intelligent", "automatic"] | None = None
 
 
 class Unextend(_Body):
     """POST /api/v1/resources/{tag}/unextend (R19)."""
 
-    server: str
+    model_config = _example(server="s2")
+
+    server: ServerName
 
 
 class ErrorDetail(BaseModel):
@@ -108,14 +175,39 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "refused: the field and the reason"),
-        (401, "missing or wrong bearer token (API over TCP)"),
-        (404, "no such resource, server or route"),
-        (409, "conflicts with the current state"),
-        (422, "malformed request"),
-        (503, "a server that must take part is unreachable"),
-    )
+ERROR_TEXTS = {
+    400: "refused: the field and the reason (a value the schema does not allow, "
+    "malformed or duplicate-key JSON, a repeated header, or the engine's refusal)",
+    401: "missing or wrong bearer token (API over TCP)",
+    403: "a valid token without the role this operation needs (API over TCP)",
+    404: "no such resource, server or route",
+    409: "conflicts with the current state",
+    413: "request body larger than 64 KiB",
+    429: "too many failed authentications from this source (API over TCP)",
+    503: "a server that must take part is unreachable, still starting, or in a minority",
+    504: "a server that must take part did not answer in time",
 }
+
+# What any operation may answer: the strict input rules and the token checks come
+# before the operation (api/strict.py, api/auth.py). 403 is added to the operations
+# that need the admin role (api/auth.py's document_roles).
+ALWAYS = (400, 401, 413, 429)
+# What any operation that asks other servers may also answer.
+PEERS = (503, 504)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error responses of one operation: its own `codes` and those of ALWAYS."""
+    return {
+        code: {"model": ErrorBody, "description": ERROR_TEXTS[code]}
+        for code in sorted({*ALWAYS, *codes})
+    }
+
+
+def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The same for an operation whose success is not JSON (its errors still are)."""
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    return {
+        code: {"description": ERROR_TEXTS[code], "content": {"application/json": {"schema": ref}}}
+        for code in sorted({*ALWAYS, *codes})
+    }

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 
 from ipkeeper.cli import render
-from ipkeeper.cli.client import Client, segment, socket_path
-from ipkeeper.cli.output import console, emit_json, err_console, fail
-
-Handler = Callable[..., Any]
-
-
-COMMANDS: list[click.Command] = []
+from ipkeeper.cli.base import COMMANDS, daemon_command, done
+from ipkeeper.cli.client import Client, segment
+from ipkeeper.cli.complete import complete_servers, complete_tags
+from ipkeeper.cli.output import console, emit_json, fail
 
 
 @click.group("create")
@@ -28,35 +20,6 @@ def create() -> None:
 
 
 COMMANDS.append(create)
-
-
-def daemon_command(
-    group: click.Group | None, name: str, **settings: Any
-) -> Callable[[Handler], click.Command]:
-    """A command taking --json and --socket; the handler gets a Client first.
-
-    It is added to `group`, or to the top-level COMMANDS when `group` is None.
-    """
-
-    def decorate(fn: Handler) -> click.Command:
-        @functools.wraps(fn)
-        def wrapper(as_json: bool, socket: str | None, **kwargs: Any) -> None:
-            fn(Client(socket_path(socket)), as_json, **kwargs)
-
-        wrapper = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(
-            wrapper
-        )
-        wrapper = click.option(
-            "--socket", metavar="PATH", help="Daemon API socket (or IPKEEPER_SOCKET)."
-        )(wrapper)
-        command = click.command(name, **settings)(wrapper)
-        if group is None:
-            COMMANDS.append(command)
-        else:
-            group.add_command(command)
-        return command
-
-    return decorate
 
 
 priority_option = click.option(
@@ -74,31 +37,10 @@ switchback_option = click.option(
 )
 
 
-def done(data: dict[str, Any], as_json: bool, message: str) -> None:
-    """Print a result: the JSON, or a sentence and any warnings or notes."""
-    if as_json:
-        emit_json(data)
-        return
-    console.print(message, markup=False)
-    for note in data.get("warnings", []) + data.get("notes", []):
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}")
-
-
-@daemon_command(None, "status")
-def status(client: Client, as_json: bool) -> None:
-    """Servers, comm paths, hierarchies and states per server."""
-    data = client.call("GET", "/status")
-    if as_json:
-        emit_json(data)
-        return
-    for table in render.status_tables(data):
-        console.print(table)
-
-
 @daemon_command(None, "interfaces")
 @click.option("--address", required=True)
 @click.option("--netmask", required=True)
-@click.option("--server", help="Default: this server.")
+@click.option("--server", help="Default: this server.", shell_complete=complete_servers)
 def interfaces(
     client: Client, as_json: bool, address: str, netmask: str, server: str | None
 ) -> None:
@@ -110,7 +52,7 @@ def interfaces(
     if not data["interfaces"]:
         fail("interface", f"no valid interface for {data['address']} on {data['server']}")
     for item in data["interfaces"]:
-        console.print(f"{item['name']}\t{item['reason']}", markup=False)
+        console().print(f"{item['name']}\t{item['reason']}", markup=False)
 
 
 @daemon_command(create, "ip")
@@ -156,6 +98,9 @@ def create_group(client: Client, as_json: bool, **options: Any) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 def apply(client: Client, as_json: bool, path: Path, dry_run: bool) -> None:
     """Apply a TOML (or JSON) file of resources: only the difference is done."""
+    import json
+    import tomllib
+
     try:
         text = path.read_text()
         document = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -174,12 +119,14 @@ def apply(client: Client, as_json: bool, path: Path, dry_run: bool) -> None:
         lines += [f"  extend {t} to {s}" for s, tags in data["extend"].items() for t in tags]
         lines += [f"  {p} depends on {c}" for p, c in data["depend"]]
         lines += [f"  {t}: switchback {v}" for t, v in data["switchback"]]
-    console.print("\n".join(lines), markup=False)
+    console().print("\n".join(lines), markup=False)
 
 
 @daemon_command(None, "extend")
-@click.argument("tag")
-@click.option("--target", required=True, help="Server to extend to.")
+@click.argument("tag", shell_complete=complete_tags)
+@click.option(
+    "--target", required=True, help="Server to extend to.", shell_complete=complete_servers
+)
 @click.option("--target-priority", type=int, default=10, show_default=True)
 @click.option("--template-priority", type=int, help="This server's priority (first extend only).")
 @click.option("--interface", help="Interface on the target; default: the best valid one there.")
@@ -192,8 +139,13 @@ def extend(client: Client, as_json: bool, tag: str, **options: Any) -> None:
 
 
 @daemon_command(None, "unextend")
-@click.argument("tag")
-@click.option("--server", required=True, help="Server to remove the hierarchy from.")
+@click.argument("tag", shell_complete=complete_tags)
+@click.option(
+    "--server",
+    required=True,
+    help="Server to remove the hierarchy from.",
+    shell_complete=complete_servers,
+)
 def unextend(client: Client, as_json: bool, tag: str, server: str) -> None:
     """Remove a hierarchy from one server; refused where it is in service (R19)."""
     data = client.call("POST", f"/resources/{segment(tag)}/unextend", {"server": server})
@@ -201,7 +153,7 @@ def unextend(client: Client, as_json: bool, tag: str, server: str) -> None:
 
 
 @daemon_command(None, "delete")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tags)
 def delete(client: Client, as_json: bool, tag: str) -> None:
     """Delete a hierarchy (and what depends on it) from every server (R20)."""
     data = client.call("DELETE", f"/resources/{segment(tag)}")
@@ -209,8 +161,8 @@ def delete(client: Client, as_json: bool, tag: str) -> None:
 
 
 @daemon_command(None, "depend")
-@click.argument("parent")
-@click.argument("child")
+@click.argument("parent", shell_complete=complete_tags)
+@click.argument("child", shell_complete=complete_tags)
 def depend(client: Client, as_json: bool, parent: str, child: str) -> None:
     """Make PARENT depend on CHILD (R21)."""
     data = client.call("POST", "/dependencies", {"parent": parent, "child": child})
@@ -218,8 +170,8 @@ def depend(client: Client, as_json: bool, parent: str, child: str) -> None:
 
 
 @daemon_command(None, "undepend")
-@click.argument("parent")
-@click.argument("child")
+@click.argument("parent", shell_complete=complete_tags)
+@click.argument("child", shell_complete=complete_tags)
 def undepend(client: Client, as_json: bool, parent: str, child: str) -> None:
     """Remove the dependency of PARENT on CHILD."""
     data = client.call("DELETE", f"/dependencies/{segment(parent)}/{segment(child)}")
@@ -227,8 +179,8 @@ def undepend(client: Client, as_json: bool, parent: str, child: str) -> None:
 
 
 @daemon_command(None, "in-service")
-@click.argument("tag")
-@click.option("--server", help="Default: this server.")
+@click.argument("tag", shell_complete=complete_tags)
+@click.option("--server", help="Default: this server.", shell_complete=complete_servers)
 def in_service(client: Client, as_json: bool, tag: str, server: str | None) -> None:
     """Bring a hierarchy in service on a server (R24)."""
     data = client.call("POST", f"/resources/{segment(tag)}/in-service", {"server": server})
@@ -236,7 +188,7 @@ def in_service(client: Client, as_json: bool, tag: str, server: str | None) -> N
 
 
 @daemon_command(None, "out-of-service")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tags)
 def out_of_service(client: Client, as_json: bool, tag: str) -> None:
     """Take a hierarchy out of service (R24)."""
     data = client.call("POST", f"/resources/{segment(tag)}/out-of-service")
@@ -244,92 +196,63 @@ def out_of_service(client: Client, as_json: bool, tag: str) -> None:
 
 
 @daemon_command(None, "show")
-@click.argument("tag")
-@click.option("--server", help="Default: this server.")
+@click.argument("tag", shell_complete=complete_tags)
+@click.option("--server", help="Default: this server.", shell_complete=complete_servers)
 def show(client: Client, as_json: bool, tag: str, server: str | None) -> None:
     """Every property of a resource (R12)."""
     data = client.call("GET", f"/resources/{segment(tag)}", server=server)
     if as_json:
         emit_json(data)
     else:
-        console.print(render.properties_table(data))
+        console().print(render.properties_table(data))
+
+
+server_option = click.option(
+    "--server", help="Default: this server.", shell_complete=complete_servers
+)
 
 
 @daemon_command(None, "set")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tags)
 @click.argument("key", type=click.Choice(["source-address", "restore-recover", "switchback"]))
 @click.argument("value")
-def set_(client: Client, as_json: bool, tag: str, key: str, value: str) -> None:
-    """source-address yes|no, restore-recover enable|disable, switchback intelligent|automatic."""
+@server_option
+def set_(client: Client, as_json: bool, tag: str, key: str, value: str, server: str | None) -> None:
+    """source-address yes|no, restore-recover enable|disable (per server), switchback intelligent|automatic."""
     data = client.call(
-        "PUT", f"/resources/{segment(tag)}/settings/{segment(key)}", {"value": value}
+        "PUT",
+        f"/resources/{segment(tag)}/settings/{segment(key)}",
+        {"value": value},
+        server=server,
     )
-    done(data, as_json, f"{tag}: {key} = {value}")
+    where = f" on {server}" if server else ""
+    done(data, as_json, f"{tag}: {key} = {value}{where}")
 
 
 @daemon_command(None, "pinglist")
-@click.argument("tag")
+@click.argument("tag", shell_complete=complete_tags)
 @click.argument("verb", required=False, type=click.Choice(["add", "remove", "clear"]))
 @click.argument("addresses", nargs=-1)
+@server_option
 def pinglist(
-    client: Client, as_json: bool, tag: str, verb: str | None, addresses: tuple[str, ...]
+    client: Client,
+    as_json: bool,
+    tag: str,
+    verb: str | None,
+    addresses: tuple[str, ...],
+    server: str | None,
 ) -> None:
-    """Show or edit this server's ping list for TAG's subnet (R13)."""
+    """Show or edit a server's ping list for TAG's subnet (R13); default this server's."""
     if verb is None:
         if addresses:
             fail("verb", "add, remove or clear is needed before addresses")
-        data = client.call("GET", f"/resources/{segment(tag)}/pinglist")
+        data = client.call("GET", f"/resources/{segment(tag)}/pinglist", server=server)
     else:
         data = client.call(
             "POST",
             f"/resources/{segment(tag)}/pinglist",
             {"verb": verb, "addresses": list(addresses)},
+            server=server,
         )
     listed = ", ".join(data["addresses"]) or "(empty: broadcast ping is used)"
     done(data, as_json, f"{data['subnet']} on {data['server']}: {listed}")
-
-
-@daemon_command(None, "events")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new events.")
-@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
-def events(client: Client, as_json: bool, follow: bool, limit: int) -> None:
-    """The event log: state changes, checks, recoveries, actions, with reasons (R29)."""
-    data = client.call("GET", "/events", limit=limit)
-    if as_json and not follow:
-        emit_json(data)  # one JSON document; with --follow, one object per line instead
-        return
-    last = 0
-    for event in data["events"]:
-        last = event["id"]
-        _print_event(event, as_json)
-    if follow:
-        try:
-            for event in client.stream("/events/stream", after=last):
-                _print_event(event, as_json)
-        except KeyboardInterrupt:
-            return  # Ctrl-C is how one stops following
-
-
-@daemon_command(None, "tunables")
-def tunables(client: Client, as_json: bool) -> None:
-    """Effective tunables and where each came from (R11)."""
-    data = client.call("GET", "/tunables")
-    if as_json:
-        emit_json(data)
-        return
-    console.print(f"from {data['file']}:")
-    for item in data["tunables"]:
-        console.print(f"{item['name']}={item['value']}\t[dim]{escape(item['source'])}[/dim]")
-
-
-def register(cli: click.Group) -> None:
-    """Add every resource command to `cli`."""
-    for command in COMMANDS:
-        cli.add_command(command)
-
-
-def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(event))
-    else:
-        click.echo(render.event_line(event))

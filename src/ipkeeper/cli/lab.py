@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
-from rich.table import Table
 
 from ipkeeper.cli.output import console, emit_json, err_console, fail, json_option
-from ipkeeper.lab import control
 from ipkeeper.lab.topology import MAX_SERVERS, Topology
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# ipkeeper.lab.control (pyroute2) and Rich are imported by the commands that use
+# them: `ipkeeper --help` and every other command start without them.
 
 
 def _require_root() -> None:
@@ -20,6 +25,8 @@ def _require_root() -> None:
 
 def topology_table(topology: Topology) -> Table:
     """A table of every node, namespace, interface and address."""
+    from rich.table import Table
+
     table = Table(title="ipkeeper lab")
     for column in ("node", "namespace", "interface", "MAC", "addresses"):
         table.add_column(column)
@@ -41,14 +48,16 @@ def lab() -> None:
 def lab_up(servers: int, as_json: bool) -> None:
     """Create the lab (idempotent: completes a partial lab)."""
     _require_root()
+    from ipkeeper.lab import control
+
     try:
-        topology = control.up(servers, progress=lambda s: None if as_json else console.print(s))
+        topology = control.up(servers, progress=lambda s: None if as_json else console().print(s))
     except control.LabError as exc:
         fail(exc.field, exc.reason)
     if as_json:
         emit_json({"namespaces": list(topology.namespaces), "servers": len(topology.servers)})
     else:
-        console.print(topology_table(topology))
+        console().print(topology_table(topology))
 
 
 @lab.command("down")
@@ -56,7 +65,9 @@ def lab_up(servers: int, as_json: bool) -> None:
 def lab_down(as_json: bool) -> None:
     """Remove every lab namespace and process, even after an interrupted `up`."""
     _require_root()
-    control.down(progress=lambda s: None if as_json else console.print(s))
+    from ipkeeper.lab import control
+
+    control.down(progress=lambda s: None if as_json else console().print(s))
     if as_json:
         emit_json({"down": True})
 
@@ -72,6 +83,8 @@ def lab_down(as_json: bool) -> None:
 def lab_exec(as_json: bool, name: str, command: tuple[str, ...]) -> None:
     """Run COMMAND inside lab node NAME (s1..sN, router, client)."""
     _require_root()
+    from ipkeeper.lab import control
+
     topology = control.current_topology()
     if topology is None:
         fail("lab", "is not up; run 'ipkeeper lab up'")
@@ -104,7 +117,9 @@ def lab_demo(as_json: bool) -> None:
     _require_root()
     from ipkeeper.lab.demo import run_demo
 
-    outcome = run_demo(err_console if as_json else console)  # with --json the story goes to stderr
+    outcome = run_demo(
+        err_console() if as_json else console()
+    )  # with --json the story goes to stderr
     if as_json:
         emit_json(outcome)
     raise SystemExit(0 if outcome.get("ok") else 1)

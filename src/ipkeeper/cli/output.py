@@ -1,24 +1,51 @@
 """How the CLI speaks: JSON for scripts, Rich for people, one-line errors.
 
 Exit codes (SPEC.md section 5): 0 success, 1 refused or failed (the reason on
-stderr as `error: <field>: <reason>`), 2 bad usage (Click's own).
+stderr as `error: <field>: <reason>`), 2 bad usage (Click's own). `status`
+and `check` add their own (cli/health.py).
+
+Rich is imported only when something is printed for people, so that JSON
+output, `--help` and completion start fast.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
 
 STATE_STYLES = {"ISP": "bold green", "ISU": "yellow", "OSU": "dim", "OSF": "bold red"}
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@functools.cache
+def console() -> Console:
+    """The console for people's output (stdout), created on first use."""
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@functools.cache
+def err_console() -> Console:
+    """The console for notes and narration on stderr, created on first use."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def escape(text: str) -> str:
+    """`text` with Rich markup characters escaped (daemon text is never markup)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 class CommandError(click.ClickException):

@@ -1,52 +1,37 @@
-"""Human output of the CLI: Rich tables, states coloured."""
+"""Human output of the CLI: Rich tables (states coloured), one-line summaries, events."""
 
 from __future__ import annotations
 
-import datetime
-from typing import Any
+import shlex
+from typing import TYPE_CHECKING, Any
 
-from rich.markup import escape
-from rich.table import Table
+from ipkeeper.cli.health import IN_SERVICE, Health, live_instances
+from ipkeeper.cli.output import escape, state_text
+from ipkeeper.cli.when import stamp
 
-from ipkeeper.cli.output import state_text
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
-def status_tables(data: dict[str, Any]) -> list[Table]:
-    """Servers with their comm paths, then every resource's state per server."""
+def _servers_table(data: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     servers = Table(title=f"servers (seen from {data['server']})")
     for column in ("server", "alive", "comm paths"):
         servers.add_column(column)
     for srv in data["servers"]:
-        paths = ", ".join(
+        paths = "\n".join(
             f"{p['local']}->{p['remote']} {p['state']}"
             + (f" {p['rtt_ms']:.1f} ms" if p.get("rtt_ms") is not None else "")
+            + (f" since {stamp(p['since'])}" if p.get("state") != "up" and p.get("since") else "")
+            + (f": {p['reason']}" if p.get("reason") else "")
             for p in srv.get("comm_paths", [])
         )
         alive = "[green]yes[/green]" if srv["alive"] else "[red]no[/red]"
+        name = srv["name"] + (" (this server)" if srv.get("local") else "")
         servers.add_row(
-            srv["name"] + (" (this server)" if srv.get("local") else ""), alive, paths or "-"
+            name + (" (witness)" if srv.get("witness") else ""), alive, escape(paths) or "-"
         )
-    names = [s["name"] for s in data["servers"]]
-    resources = Table(title="resources")
-    resources.add_column("tag")
-    resources.add_column("type")
-    resources.add_column("depends on")
-    for name in names:
-        resources.add_column(name)
-    for res in data["resources"]:
-        cells = []
-        for name in names:
-            inst = res["servers"].get(name)
-            if inst is None:
-                cells.append("[dim]-[/dim]")
-                continue
-            text = f"{state_text(inst.get('state'))} ({inst['priority']})"
-            if inst.get("busy"):
-                text += f" [yellow]{escape(str(inst['busy']))}[/yellow]"
-            if inst.get("stale"):
-                text += " [dim](last report)[/dim]"
-            cells.append(text)
-        resources.add_row(res["tag"], res["type"], ", ".join(res["children"]) or "-", *cells)
     quorum = data.get("quorum")
     if quorum:
         verdict = "" if quorum["has_quorum"] else " [red]NO QUORUM: nothing is taken over[/red]"
@@ -54,16 +39,149 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
         servers.caption = (
             f"quorum: {quorum['mode']}, {quorum['votes']} of {quorum['of']} votes{verdict}{note}"
         )
-    return [servers, resources]
+    return servers
+
+
+def instance_cell(inst: dict[str, Any]) -> str:
+    """One instance as status shows it: state (priority), since when, and why."""
+    text = f"{state_text(inst.get('state'))} ({inst['priority']})"
+    if inst.get("busy"):
+        text += f" [yellow]{escape(str(inst['busy']))}[/yellow]"
+    if inst.get("stale"):
+        text += " [dim](last report)[/dim]"
+    if inst.get("since"):
+        text += f"\n[dim]since {stamp(inst['since'])}[/dim]"
+    if inst.get("reason"):
+        text += f"\n[dim]{escape(str(inst['reason']))}[/dim]"
+    return text
+
+
+def status_tables(data: dict[str, Any]) -> list[Table]:
+    """Servers with their comm paths, then every resource's state per server."""
+    from rich.table import Table
+
+    names = [s["name"] for s in data["servers"] if not s.get("witness")]
+    resources = Table(title="resources", show_lines=True)
+    resources.add_column("tag")
+    resources.add_column("type")
+    resources.add_column("depends on")
+    for name in names:
+        resources.add_column(name)
+    for res in data["resources"]:
+        cells = [
+            instance_cell(inst) if (inst := res["servers"].get(name)) else "[dim]-[/dim]"
+            for name in names
+        ]
+        children = ", ".join(res["children"]) or "-"
+        resources.add_row(escape(res["tag"]), res["type"], escape(children), *cells)
+    return [_servers_table(data), resources]
+
+
+def hierarchies(data: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The resources grouped by hierarchy (joined by dependencies), roots first."""
+    by_tag = {r["tag"]: r for r in data["resources"]}
+    seen: set[str] = set()
+    groups = []
+    for res in data["resources"]:
+        if res["tag"] in seen:
+            continue
+        group, todo = [], [res["tag"]]
+        while todo:
+            tag = todo.pop()
+            if tag in seen or tag not in by_tag:
+                continue
+            seen.add(tag)
+            group.append(by_tag[tag])
+            todo.extend(by_tag[tag]["parents"] + by_tag[tag]["children"])
+        groups.append(sorted(group, key=lambda r: (bool(r["parents"]), r["tag"])))
+    return groups
+
+
+def _hierarchy_state(group: list[dict[str, Any]], server: str) -> str | None:
+    states = [r["servers"].get(server, {}).get("state") for r in group]
+    if any(s == "OSF" for s in states):
+        return "OSF"
+    if all(s == "ISP" for s in states):
+        return "ISP"
+    if any(s in IN_SERVICE for s in states):
+        return "ISU"
+    return "OSU" if all(s == "OSU" for s in states) else None
+
+
+def brief_line(group: list[dict[str, Any]]) -> str:
+    """One hierarchy on one line: where it is in service, since when and why, the others' states."""
+    name = " > ".join(r["tag"] for r in group)
+    live: dict[str, dict[str, Any]] = {}
+    for res in group:
+        for server, inst in live_instances(res).items():
+            live.setdefault(server, inst)
+    holders = [s for s in sorted(live) if _hierarchy_state(group, s) in IN_SERVICE]
+    others = ", ".join(
+        f"{s} {_hierarchy_state(group, s) or '-'}" for s in sorted(live) if s not in holders
+    )
+    if holders:
+        where = holders[0]
+        since = max((r["servers"][where].get("since") or 0 for r in group), default=0) or None
+        head = f"{_hierarchy_state(group, where)} on {where}"
+        head += f" since {stamp(since)}" if since else ""
+        reason = group[0]["servers"][where].get("reason")
+    else:
+        head = "in service nowhere"
+        reason = next((i.get("reason") for i in live.values() if i.get("reason")), "")
+    tail = f" (standby: {others})" if others else ""
+    return f"{name}: {head}{tail}" + (f": {reason}" if reason else "")
+
+
+def brief_lines(data: dict[str, Any], health: Health) -> list[str]:
+    """`status --brief`: the cluster in one line, then one line per hierarchy."""
+    verdict = "healthy" if not health.problems else health.summary()
+    quorum = data.get("quorum") or {}
+    lines = [
+        f"{data['server']}: {health.servers_alive}/{health.servers} servers alive, "
+        f"{health.paths_up}/{health.paths} comm paths up, quorum {quorum.get('mode', '-')}: {verdict}"
+    ]
+    lines.extend(brief_line(group) for group in hierarchies(data))
+    return lines
+
+
+def security_line(data: dict[str, Any]) -> str | None:
+    """One line on how the API and the cluster keys are secured, from `status`."""
+    security = data.get("security")
+    if not security:
+        return None
+    api = security["api"]
+    parts = []
+    if api.get("listen"):
+        if api["tls"]:
+            cert = api.get("certificate") or {}
+            until = str(cert.get("not_after", "?"))[:10]
+            parts.append(
+                f"API https://{api['listen']} (certificate SHA-256 {cert.get('sha256', '?')[:23]}…, "
+                f"until {until}; tokens: {', '.join(api['roles'])})"
+            )
+        else:
+            parts.append(f"[red]API plain http://{api['listen']} (insecure = true)[/red]")
+    else:
+        parts.append("API on the local socket only")
+    keys = security.get("cluster_keys")
+    if keys:
+        parts.append(
+            f"cluster key {keys['primary']} (accepted: {', '.join(map(str, keys['accepted']))})"
+        )
+        if keys.get("error"):
+            parts.append(f"[red]key file refused: {escape(keys['error'])}[/red]")
+    return "; ".join(parts)
 
 
 def properties_table(data: dict[str, Any]) -> Table:
     """R12: one resource's properties on one server."""
+    from rich.table import Table
+
     table = Table(title=f"{data['tag']} on {data['server']}", show_header=False)
     table.add_column("property", style="bold")
     table.add_column("value")
     for key, value in data.items():
-        if key in ("tag", "server", "since", "pending") or value is None:
+        if key in ("tag", "server", "pending") or value is None:
             continue
         table.add_row(key.replace("_", " "), _property(key, value))
     return table
@@ -73,6 +191,8 @@ def _property(key: str, value: Any) -> str:
     """One property as Rich markup; text from the daemon (reasons, command output) escaped."""
     if key == "state":
         return state_text(value)
+    if key == "since":
+        return stamp(value)
     if key == "last_check":
         return ("ok: " if value["ok"] else "[red]failed[/red]: ") + escape(value["reason"])
     if key == "equivalents":
@@ -85,7 +205,24 @@ def _property(key: str, value: Any) -> str:
 
 
 def event_line(event: dict[str, Any]) -> str:
-    """One event as `time server [tag] kind: message`."""
-    when = datetime.datetime.fromtimestamp(event["ts"]).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    """One event as `YYYY-MM-DD HH:MM:SS.mmm server [tag] kind: message`."""
     tag = f" [{event['tag']}]" if event.get("tag") else ""
-    return f"{when} {event['server']}{tag} {event['kind']}: {event['message']}"
+    return f"{stamp(event['ts'], millis=True)} {event['server']}{tag} {event['kind']}: {event['message']}"
+
+
+def tunable_value(value: Any) -> str:
+    """A tunable's value in the tunables file's own syntax (0/1 for flags), shell-quoted."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return format(value, "g") if value == float(format(value, "g")) else repr(value)
+    return shlex.quote(str(value))
+
+
+def tunables_lines(data: dict[str, Any]) -> list[str]:
+    """`ipkeeper tunables`: lines that can be pasted into the tunables file as they are."""
+    lines = [f"# tunables in force, read from {data['file']}: these lines can go there as they are"]
+    for item in data["tunables"]:
+        source = " ".join(str(item["source"]).split())
+        lines.append(f"{item['name']}={tunable_value(item['value'])}  # {source}")
+    return lines

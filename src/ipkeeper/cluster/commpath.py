@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ipkeeper.cluster import wire
+from ipkeeper.cluster.keys import KeyRing
 
 log = logging.getLogger("ipkeeper.commpath")
 
@@ -53,7 +54,7 @@ class CommPath:
         local: str,
         remote: str,
         port: int,
-        key: bytes,
+        key: KeyRing,
         connect_timeout: ConnectTimeout,
         on_frame: FrameHandler,
         on_connection: Notify,
@@ -199,7 +200,7 @@ async def accept_handshake(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     me: str,
-    key: bytes,
+    key: KeyRing,
     expected_peer: str,
     timeout: float,
 ) -> wire.Session:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ipkeeper.cluster import wire
+from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.cluster.liveness import PathLiveness
 from ipkeeper.threads import name_this_thread
 
@@ -163,14 +164,14 @@ class Heartbeat:
         me: str,
         paths: list[PathSpec],
         port: int,
-        key: bytes,
+        keys: KeyRing,
         timing: Callable[[], Timing],
         notify: Notify,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.me = me
         self.port = port
-        self.key = wire.BeatKey(key)
+        self.keys = wire.BeatKeys(keys)
         self.timing = timing
         self.notify = notify
         self.clock = clock
@@ -319,9 +320,10 @@ class Heartbeat:
         last_wake, excess = self.clock(), 0.0
         while not self._stop.is_set():
             now = self.clock()
-            if now - timing_read >= 1.0:  # the tunables file is read once a second
+            if now - timing_read >= 1.0:  # the tunables and key files: once a second
                 timing, timing_read = self.timing(), now
                 self._misses = timing.misses
+                self.keys.update(now)
             changes: list[Change] = []
             # Nothing that arrived can be older, on the awake clock, than the time
             # this thread was running since it last looked.
@@ -396,7 +398,7 @@ class Heartbeat:
             path.seq += 1
             held = max(now - path.peer_seq_at, 0.0) if path.peer_seq else 0.0
             datagram = wire.seal_beat_fields(
-                self.key, path.route, flags, timing.interval, self.boot, path.seq,
+                self.keys.sending(), path.route, flags, timing.interval, self.boot, path.seq,
                 path.peer_boot, path.peer_seq, held,
             )  # fmt: skip
             path.sent.append((path.seq, now))
@@ -424,7 +426,7 @@ class Heartbeat:
                 )
                 continue
             try:
-                fields, route = wire.open_beat_fields(self.key, data)
+                fields, route = wire.open_beat_fields(self.keys, data)
             except wire.FrameError as exc:
                 self._drop(f"{local}<-{source[0]}", str(exc))
                 continue

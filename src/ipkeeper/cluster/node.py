@@ -32,10 +32,12 @@ from typing import Any
 from ipkeeper.cluster import wire
 from ipkeeper.cluster.commpath import CommPath, accept_handshake, tune_socket
 from ipkeeper.cluster.heartbeat import Change, Heartbeat, PathReport, PathSpec, Timing
+from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.config.daemon import DaemonConfig
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.peertable import PeerTable
+from ipkeeper.metrics import Metrics
 from ipkeeper.store.events import EventLog
 
 log = logging.getLogger("ipkeeper.cluster")
@@ -77,12 +79,14 @@ class ClusterNode:
     def __init__(
         self,
         config: DaemonConfig,
-        key: bytes,
+        key: KeyRing,
         tunables: Tunables,
         events: EventLog,
         table: PeerTable,
+        metrics: Metrics | None = None,
     ) -> None:
         self.me = config.name
+        self.metrics = metrics or Metrics()
         self.witness = config.cluster_witness
         self.port = config.cluster.port
         self.key = key
@@ -189,6 +193,7 @@ class ClusterNode:
         assert change.path is not None
         where = (change.path.local, change.path.remote)
         name = f"{change.path.local}->{change.path.remote}"
+        self.metrics.path_changed(change.peer, change.path.local, change.path.remote, change.up)
         if change.up:
             self._path_up.add(where)
             self._path_reason.pop(where, None)
@@ -204,6 +209,7 @@ class ClusterNode:
     def _on_peer(self, peer: str, alive: bool, reason: str) -> None:
         if not self.table.alive_changed(peer, alive):
             return
+        self.metrics.membership_changed(peer, alive)
         if alive:
             self.events.add("membership", f"{peer} is alive: {reason}")
         else:

@@ -6,7 +6,7 @@
 - Catalog: on (re)joining, peers exchange digests and send each other what
   the other lacks (cluster/catalog.py); conflicts are reported, not merged.
 - Requests served here: hierarchy.up/down/move, extend.check, catalog.apply,
-  pinglist.seed, show, interfaces, used.
+  pinglist.seed, show, interfaces, used, events (this server's history).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from ipkeeper.cluster import catalog
 from ipkeeper.cluster.node import ClusterNode
-from ipkeeper.engine import admin, views
+from ipkeeper.engine import admin, history, views
 from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
@@ -65,6 +65,7 @@ class ClusterService:
                 "pinglist": self._pinglist,
                 "extend": self._extend,
                 "apply": self._apply,
+                "events": self._events,
             }
         )
         node.listeners.append(self._peer_changed)
@@ -156,6 +157,7 @@ class ClusterService:
             rid: {
                 "state": st.state.value,
                 "reason": st.reason,
+                "since": st.since,
                 "pending": st.pending,
                 "busy": busy[rid][0] if rid in busy else None,
                 "handover": rid in self.engine.handed_over,
@@ -383,3 +385,6 @@ class ClusterService:
     async def _apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         self._ready()
         return await apply(self.engine, params.get("document"), bool(params.get("dry_run")))
+
+    async def _events(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return history.serve(self.engine, params)

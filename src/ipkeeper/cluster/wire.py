@@ -1,9 +1,11 @@
 """Framing and authentication of cluster messages (R25, R30).
 
-A frame is `IPK1 | length (4 bytes) | HMAC-SHA256 (32 bytes) | JSON body`.
-The length is checked against MAX_FRAME before anything else is read, the
-HMAC (over magic, length and body, under the cluster key) is checked before
-the body is parsed, and only then is the JSON looked at.
+A frame is `IPK2 | key id (2 bytes) | length (4 bytes) | HMAC-SHA256 (32 bytes) |
+JSON body`. The length is checked against MAX_FRAME before anything else is
+read, the HMAC (over magic, key id, length and body, under the key with that
+id in the key ring of cluster/keys.py) is checked before the body is parsed,
+and only then is the JSON looked at. Frames are sent under the ring's primary
+key; any key of the ring is accepted, so a key can be rotated live.
 
 Every connection starts with a three-way handshake that fixes a session id
 from a fresh nonce of each side (hello, hello, ack); every later frame carries
@@ -26,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ipkeeper.config.secrets import SecretFileError, read_secret
+from ipkeeper.cluster.keys import KeyRing
+from ipkeeper.config.secrets import SecretFileError
 
-MAGIC = b"IPK1"
+MAGIC = b"IPK2"
 MAX_FRAME = 1 << 20
-HEADER = struct.Struct("!4sI32s")
+HEADER = struct.Struct("!4sHI32s")
 VERSION = 1
 
 
@@ -41,41 +44,44 @@ class FrameError(Exception):
 KeyFileError = SecretFileError
 
 
-def load_key(path: Path) -> bytes:
-    """The cluster key (hex, or the text itself): 16 bytes at least, in a file only
-    its owner can read."""
-    text = read_secret(path, 16)
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = text.encode()
-    if len(key) < 16:
-        raise KeyFileError(f"{path}: the key must be at least 16 bytes (32 hex digits)")
-    return key
+def load_key(path: Path) -> KeyRing:
+    """The cluster key ring of the key file at `path` (cluster/keys.py), re-read when
+    the file changes."""
+    return KeyRing.load(path)
 
 
-def seal(key: bytes, body: dict[str, Any]) -> bytes:
-    """Serialise and authenticate one frame."""
+def _mac(key: bytes, key_id: int, data: bytes) -> bytes:
+    prefix = MAGIC + struct.pack("!HI", key_id, len(data))
+    return hmac.new(key, prefix + data, hashlib.sha256).digest()
+
+
+def seal(keys: KeyRing, body: dict[str, Any]) -> bytes:
+    """Serialise and authenticate one frame under the ring's primary key."""
     data = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
     if len(data) > MAX_FRAME:
         raise FrameError(f"frame of {len(data)} bytes exceeds {MAX_FRAME}")
-    prefix = MAGIC + struct.pack("!I", len(data))
-    mac = hmac.new(key, prefix + data, hashlib.sha256).digest()
-    return HEADER.pack(MAGIC, len(data), mac) + data
+    key_id, key = keys.primary()
+    return HEADER.pack(MAGIC, key_id, len(data), _mac(key, key_id, data)) + data
 
 
-async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]:
-    """Read one frame: size limit, then HMAC, then JSON. Raises FrameError or EOF errors."""
-    header = await reader.readexactly(HEADER.size)
-    magic, length, mac = HEADER.unpack(header)
+def check_header(header: bytes) -> tuple[int, int, bytes]:
+    """(key id, length, MAC) of a frame header, once its magic and length are acceptable."""
+    magic, key_id, length, mac = HEADER.unpack(header)
     if magic != MAGIC:
         raise FrameError("not an ipkeeper frame (bad magic)")
     if length > MAX_FRAME:
         raise FrameError(f"oversized frame ({length} bytes > {MAX_FRAME})")
-    data = await reader.readexactly(length)
-    expected = hmac.new(key, magic + struct.pack("!I", length) + data, hashlib.sha256).digest()
-    if not hmac.compare_digest(mac, expected):
+    return key_id, length, mac
+
+
+def open_frame(keys: KeyRing, key_id: int, mac: bytes, data: bytes) -> dict[str, Any]:
+    """The body of an authentic frame: HMAC under key `key_id`, then JSON, then version."""
+    key = keys.lookup(key_id)
+    if key is None:
+        raise FrameError(f"unknown key id {key_id} (not in this server's cluster key file)")
+    if not hmac.compare_digest(mac, _mac(key, key_id, data)):
         raise FrameError("bad HMAC (wrong cluster key or altered frame)")
+    keys.note_received(key_id)
     try:
         body = json.loads(data)
     except ValueError:
@@ -85,6 +91,16 @@ async def read_frame(reader: asyncio.StreamReader, key: bytes) -> dict[str, Any]
             f"unsupported frame version {body.get('v') if isinstance(body, dict) else '?'}"
         )
     return body
+
+
+async def read_frame(reader: asyncio.StreamReader, keys: KeyRing) -> dict[str, Any]:
+    """Read one frame: size limit, then HMAC, then JSON. Raises FrameError or EOF errors.
+
+    The body is read even under an unknown key id, so the stream stays in step.
+    """
+    key_id, length, mac = check_header(await reader.readexactly(HEADER.size))
+    data = await reader.readexactly(length)
+    return open_frame(keys, key_id, mac, data)
 
 
 def new_nonce() -> str:
@@ -186,6 +202,7 @@ class BeatKey:
 
     def __init__(self, key: bytes, key_id: int = 0) -> None:
         self.key_id = key_id
+        self._key = key
         block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
         self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
@@ -197,6 +214,50 @@ class BeatKey:
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.digest()
+
+
+class BeatKeys:
+    """The cluster key ring made ready for heartbeats: a BeatKey per key id.
+
+    The ring follows its key file (a stat per look); the heartbeat thread must
+    not wait on a file, so it takes a snapshot here at most once a `refresh`
+    interval and sends and checks against the snapshot in between."""
+
+    def __init__(self, ring: KeyRing, refresh: float = 1.0) -> None:
+        self.ring = ring
+        self.refresh = refresh
+        self._ready: dict[tuple[int, bytes], BeatKey] = {}
+        self._sending: BeatKey | None = None
+        self._accepted: dict[int, BeatKey] = {}
+        self._taken_at = -1e18
+        self.update(0.0)
+
+    def update(self, now: float) -> None:
+        """Take the ring's keys again if the last snapshot is `refresh` old (monotonic `now`)."""
+        if now - self._taken_at < self.refresh:
+            return
+        self._taken_at = now
+        accepted: dict[int, BeatKey] = {}
+        for key_id in self.ring.ids():
+            key = self.ring.lookup(key_id)
+            if key is not None:
+                ready = self._ready.get((key_id, key)) or BeatKey(key, key_id)
+                self._ready[(key_id, key)] = ready
+                accepted[key_id] = ready
+        key_id, key = self.ring.primary()
+        self._sending = accepted.get(key_id) or BeatKey(key, key_id)
+        self._accepted = accepted
+        if len(self._ready) > 64:  # keys retired long ago
+            self._ready = {(i, k._key): k for i, k in accepted.items()}
+
+    def sending(self) -> BeatKey:
+        """The key to seal heartbeats under (the ring's primary)."""
+        assert self._sending is not None
+        return self._sending
+
+    def receiving(self, key_id: int) -> BeatKey | None:
+        """The key with `key_id`, or None when the ring does not hold it."""
+        return self._accepted.get(key_id)
 
 
 @dataclass(frozen=True)
@@ -274,17 +335,23 @@ def seal_beat_fields(
     return body + key.mac(body)
 
 
-def open_beat_fields(key: BeatKey, data: bytes) -> tuple[tuple[int, ...], bytes]:
-    """Check a heartbeat (size, magic, HMAC); its changing fields (flags, interval ms,
-    boot, seq, echo boot, echo, held µs) and its route. FrameError when not authentic."""
+def open_beat_fields(keys: BeatKeys | BeatKey, data: bytes) -> tuple[tuple[int, ...], bytes]:
+    """Check a heartbeat (size, magic, key id, HMAC); its changing fields (flags,
+    interval ms, boot, seq, echo boot, echo, held µs) and its route. FrameError when
+    not authentic."""
     if len(data) != BEAT_SIZE:
         raise FrameError(f"heartbeat of {len(data)} bytes (expected {BEAT_SIZE})")
     body, mac = data[:-32], data[-32:]
     if body[:4] != BEAT_MAGIC:
         raise FrameError("not an ipkeeper heartbeat (bad magic)")
+    head = BEAT_HEAD.unpack_from(body)
+    key = keys.receiving(head[1]) if isinstance(keys, BeatKeys) else keys
+    if key is None or key.key_id != head[1]:
+        raise FrameError(f"heartbeat under unknown key id {head[1]} (not in the cluster key file)")
     if not hmac.compare_digest(mac, key.mac(body)):
         raise FrameError("bad HMAC on a heartbeat (wrong cluster key or altered datagram)")
-    head = BEAT_HEAD.unpack_from(body)
+    if isinstance(keys, BeatKeys):
+        keys.ring.note_received(head[1])
     return head[2:3] + head[4:], body[BEAT_HEAD.size :]
 
 

@@ -4,14 +4,20 @@
 name = "s1"
 state_dir = "/var/lib/ipkeeper"
 tunables = "/etc/default/ipkeeper"
+log_level = "info"                      # debug, info, warning, error
+log_format = "text"                     # or "json": one JSON object per line
 
 [api]
 socket = "/run/ipkeeper/api.sock"       # root-only, used by the CLI
-listen = "198.18.0.11:7480"             # optional: HTTP API + GUI over TCP
-token_file = "/etc/ipkeeper/api.token"  # bearer token for TCP clients (0600)
+listen = "198.18.0.11:7480"             # optional: HTTPS API + GUI over TCP
+token_file = "/etc/ipkeeper/api.token"  # the admin bearer token for TCP clients (0600)
+viewer_token_file = "/etc/ipkeeper/api.viewer.token"  # optional: a read-only token (0600)
+tls_cert = "/etc/ipkeeper/api.crt"      # required unless listen is a loopback address
+tls_key = "/etc/ipkeeper/api.key"       # (0600); `ipkeeper cert create` makes both
+insecure = false                        # true: plain HTTP on a non-loopback address
 
 [cluster]
-key_file = "/etc/ipkeeper/cluster.key"  # shared HMAC key (0600)
+key_file = "/etc/ipkeeper/cluster.key"  # shared HMAC keys, "ID KEY" lines (0600)
 port = 7470                             # QUORUM and the timings are tunables
 
 
@@ -47,6 +53,7 @@ class ServerSection(_Strict):
     state_dir: Path = Path("/var/lib/ipkeeper")
     tunables: Path = Path("/etc/default/ipkeeper")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = "text"
     witness: bool = False
 
     @field_validator("name")
@@ -58,11 +65,17 @@ class ServerSection(_Strict):
 
 
 class ApiSection(_Strict):
-    """Where the HTTP API listens."""
+    """Where the HTTP API listens, its credentials and its TLS certificate."""
 
     socket: Path = Path("/run/ipkeeper/api.sock")
     listen: str | None = None
-    token_file: Path | None = None
+    token_file: Path | None = Field(default=None, description="the admin token")
+    viewer_token_file: Path | None = Field(default=None, description="a read-only token")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure: bool = Field(
+        default=False, description="true: serve plain HTTP on a non-loopback address"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -75,10 +88,21 @@ class ApiSection(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _token_with_tcp(self) -> ApiSection:
+    def _credentials_with_tcp(self) -> ApiSection:
         if self.listen is not None and self.token_file is None:
             raise ValueError(
                 "token_file is required when listen is set (the TCP API needs a credential)"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.tls_cert is not None and self.insecure:
+            raise ValueError("insecure = true with tls_cert: choose TLS or plain HTTP, not both")
+        where = self.tcp_address()
+        plain = where is not None and self.tls_cert is None and not self.insecure
+        if plain and where is not None and not ipaddress.ip_address(where[0]).is_loopback:
+            raise ValueError(
+                f"listen {self.listen} is not a loopback address: set tls_cert and tls_key "
+                "(ipkeeper cert create), or insecure = true to serve plain HTTP"
             )
         return self
 
@@ -88,6 +112,11 @@ class ApiSection(_Strict):
             return None
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+    @property
+    def tls(self) -> bool:
+        """True when the TCP API speaks TLS."""
+        return self.tls_cert is not None
 
 
 class CommPath(_Strict):

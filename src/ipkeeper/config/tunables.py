@@ -225,6 +225,27 @@ TUNABLES: dict[str, Tunable] = {
             "s",
             "the window RECOVERY_TRIES counts in",
         ),
+        Tunable(
+            "API_AUTH_FAILURES",
+            10,
+            _number(int, 1, 10000),
+            "count",
+            "failed API authentications from one source within API_AUTH_WINDOW that block it",
+        ),
+        Tunable(
+            "API_AUTH_WINDOW",
+            60.0,
+            _number(float, 1, 86400),
+            "s",
+            "the window API_AUTH_FAILURES counts in",
+        ),
+        Tunable(
+            "API_AUTH_BLOCK",
+            60.0,
+            _number(float, 1, 86400),
+            "s",
+            "how long a blocked source is refused (429) before it may try again",
+        ),
     )
 }
 
@@ -267,6 +288,14 @@ class Tunables:
         self._stamp: tuple[int, int, int] | None = None
         self._raw: dict[str, str] = {}
         self._reported: set[tuple[str, str]] = set()
+
+    def use(self, path: Path | str) -> None:
+        """Read tunables from `path` from now on (a reload changed the file's name)."""
+        with self._lock:
+            self.path = Path(path)
+            self._stamp = None
+            self._raw = {}
+            self._reported.clear()
 
     def _current(self) -> dict[str, str]:
         try:

@@ -51,6 +51,17 @@ def _item(
     }
 
 
+def check_known_server(engine: Engine, field: str, server: str) -> None:
+    """Refuse a server name that is not in this cluster's configuration, naming it."""
+    names = [s["name"] for s in engine.peers.servers()]
+    if server not in names:
+        raise OpError(
+            field,
+            f"{server} is not a server of this cluster (servers: {', '.join(names)})",
+            status=404,
+        )
+
+
 def _check_arguments(
     engine: Engine,
     tag: str,
@@ -61,6 +72,7 @@ def _check_arguments(
     switchback: str | None,
 ) -> None:
     rec = resolve(engine, tag)
+    check_known_server(engine, "target", target)
     check_priority("target-priority", target_priority)
     if template_priority is not None:
         check_priority("template-priority", template_priority)

@@ -13,7 +13,9 @@ from typing import Any
 from ipkeeper.engine.admin import finish_delete, resolve
 from ipkeeper.engine.core import Engine, StepResult
 from ipkeeper.engine.errors import OpError, conflict
-from ipkeeper.engine.placement import hosts, placement, retire_dead_holders
+from ipkeeper.engine.extend import check_known_server
+from ipkeeper.engine.placement import hosts, placement, retire_dead_holders, state_on
+from ipkeeper.model.states import ResourceState
 
 
 async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
@@ -97,6 +99,7 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
     """Bring the hierarchy of `tag` in service on `server`, moving it there if it is elsewhere (R24)."""
     rec = resolve(engine, tag)
     target = server or engine.server
+    check_known_server(engine, "server", target)
     ids = engine.hierarchy_of(rec.id)
     where = hosts(engine, ids)
     if target not in where:
@@ -111,6 +114,9 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
         )
     if target not in engine.peers.alive():
         raise OpError("server", f"{target} is not reachable (every comm path is down)", status=503)
+    if _already_there(engine, ids, target):
+        note = f"the hierarchy of {tag} is already in service on {target}: nothing was moved"
+        return {"tag": tag, "server": target, "state": "ISP", "moved_from": [], "notes": [note]}
     if target == engine.server:
         moved = await move_here(engine, rec.id)
     else:
@@ -119,6 +125,14 @@ async def in_service(engine: Engine, tag: str, server: str | None = None) -> dic
         engine.events.add("admin", f"in service requested on {target}", tag=tag)
         moved = await engine.peers.request(target, "hierarchy.move", {"id": rec.id}, timeout=600)
     return {"tag": tag, "server": target, "state": "ISP", "moved_from": moved["moved_from"]}
+
+
+def _already_there(engine: Engine, ids: set[str], target: str) -> bool:
+    """True when every member is ISP on `target` and nothing of it runs elsewhere."""
+    now = placement(engine, ids)
+    return now.holders == {target} and all(
+        state_on(engine, target, rid)[0] is ResourceState.ISP for rid in ids
+    )
 
 
 async def move_here(engine: Engine, resource_id: str) -> dict[str, Any]:

@@ -42,6 +42,7 @@ class Reported:
     pending: str | None = None
     busy: str | None = None
     handover: bool = False  # the peer gave it up after a failure, for another to take
+    since: float | None = None  # Unix time it entered this state there
 
     @property
     def holding(self) -> bool:
@@ -61,12 +62,16 @@ class Reported:
             return None
         pending = data.get("pending")
         busy = data.get("busy")
+        since = data.get("since")
         return cls(
             state,
             str(data.get("reason") or ""),
             pending if isinstance(pending, str) else None,
             busy if isinstance(busy, str) else None,
             bool(data.get("handover")),
+            float(since)
+            if isinstance(since, int | float) and not isinstance(since, bool)
+            else None,
         )
 
 

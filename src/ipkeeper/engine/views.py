@@ -31,6 +31,7 @@ def instance_view(engine: Engine, rec: ResourceRecord, server: str) -> dict[str,
             view.update(
                 state=reported.state.value if reported.state else None,
                 reason=reported.reason,
+                since=reported.since,
                 pending=reported.pending,
                 busy=reported.busy,
             )

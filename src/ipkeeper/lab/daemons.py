@@ -7,6 +7,7 @@ socket. Comm paths go over both networks, eth0 and eth1 (SPEC.md section 5).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import signal
@@ -15,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from ipkeeper.config import tls
 from ipkeeper.lab import control
 from ipkeeper.lab import netns as ns
-from ipkeeper.lab.topology import API_PORT, COMM_PORT, Node, Topology
+from ipkeeper.lab.topology import API_PORT, COMM_PORT, MAX_SERVERS, Node, Topology, build_topology
 
 
 def server_dir(node: Node) -> Path:
@@ -40,26 +42,71 @@ def socket_path(node: Node) -> Path:
     return server_dir(node) / "api.sock"
 
 
-def key_path() -> Path:
-    """The lab cluster's shared key."""
-    return control.lab_dir() / "cluster.key"
+# The id under which the lab writes its cluster key (cluster/keys.py: "ID KEY" lines).
+LAB_KEY_ID = 1
+
+
+def key_path(node: Node) -> Path:
+    """The lab server's cluster key file (each server has its own copy, so that a key can
+    be rotated one server after the other, as on real servers)."""
+    return server_dir(node) / "cluster.key"
 
 
 def token_path() -> Path:
-    """The lab's API token (the same for every server)."""
+    """The lab's admin API token (the same for every server)."""
     return control.lab_dir() / "api.token"
 
 
+def viewer_token_path() -> Path:
+    """The lab's read-only (viewer) API token (the same for every server)."""
+    return control.lab_dir() / "api.viewer.token"
+
+
+def cert_path() -> Path:
+    """The lab's self-signed TLS certificate; it names every lab server's LAN addresses."""
+    return control.lab_dir() / "api.crt"
+
+
+def cert_key_path() -> Path:
+    """The private key of the lab's TLS certificate (0600)."""
+    return control.lab_dir() / "api.key"
+
+
 def api_url(node: Node) -> str:
-    """The URL of a lab server's API and GUI (reachable from inside the lab)."""
-    return f"http://{node.address('eth0').ip}:{API_PORT}"
+    """The HTTPS URL of a lab server's API and GUI (reachable from inside the lab)."""
+    return f"https://{node.address('eth0').ip}:{API_PORT}"
 
 
-def _secret(path: Path) -> None:
+def _secret(path: Path, text: str | None = None) -> None:
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+            fh.write(text if text is not None else secrets.token_hex(32) + "\n")
+
+
+def _certificate() -> None:
+    """One certificate for every lab server (as the lab has one token): it names s1..s9."""
+    if cert_path().exists() and cert_key_path().exists():
+        return
+    cert_path().unlink(missing_ok=True)
+    cert_key_path().unlink(missing_ok=True)
+    every = build_topology(MAX_SERVERS).servers
+    addresses = [a.ip for node in every for a in node.port("eth0").addresses]
+    tls.create_self_signed(
+        cert_path(),
+        cert_key_path(),
+        "ipkeeper lab",
+        [node.name for node in every],
+        [*addresses, ipaddress.ip_address("127.0.0.1")],
+    )
+
+
+def _cluster_keys(topology: Topology) -> None:
+    """Every server's key file: a copy of the first one that exists, else a new key."""
+    existing = [key_path(n) for n in topology.servers if key_path(n).exists()]
+    text = existing[0].read_text() if existing else f"{LAB_KEY_ID} {secrets.token_hex(32)}\n"
+    for node in topology.servers:
+        _secret(key_path(node), text)
 
 
 def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = frozenset()) -> str:
@@ -76,9 +123,12 @@ def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = fr
         f'socket = "{socket_path(node)}"',
         f'listen = "{node.address("eth0").ip}:{API_PORT}"',
         f'token_file = "{token_path()}"',
+        f'viewer_token_file = "{viewer_token_path()}"',
+        f'tls_cert = "{cert_path()}"',
+        f'tls_key = "{cert_key_path()}"',
         "",
         "[cluster]",
-        f'key_file = "{key_path()}"',
+        f'key_file = "{key_path(node)}"',
         f"port = {COMM_PORT}",
     ]
     for peer in topology.servers:
@@ -95,11 +145,15 @@ def render_config(topology: Topology, node: Node, witnesses: frozenset[str] = fr
 
 
 def write_configs(topology: Topology, witnesses: frozenset[str] = frozenset()) -> None:
-    """Write every server's configuration, the tunables files and the cluster key."""
-    _secret(key_path())
+    """Write every server's configuration, the tunables files, the cluster keys, the
+    tokens and the TLS certificate."""
     _secret(token_path())
+    _secret(viewer_token_path())
+    _certificate()
     for node in topology.servers:
         server_dir(node).mkdir(parents=True, exist_ok=True)
+    _cluster_keys(topology)
+    for node in topology.servers:
         config_path(node).write_text(render_config(topology, node, witnesses))
         tunables = tunables_path(node)
         if not tunables.exists():
@@ -133,7 +187,10 @@ def launch(node: Node) -> int:
     """Start the server's daemon unless it is running; its PID."""
     running = pid(node)
     if running is None:
-        argv = [sys.executable, "-m", "ipkeeper.daemon", "--config", str(config_path(node))]
+        # IPKEEPER_LAB_IPKEEPERD: another ipkeeperd to run (an installed one, for package tests)
+        program = os.environ.get("IPKEEPER_LAB_IPKEEPERD")
+        command = [program] if program else [sys.executable, "-m", "ipkeeper.daemon"]
+        argv = [*command, "--config", str(config_path(node))]
         running = control.spawn(node, daemon_name(node), argv)
     return running
 

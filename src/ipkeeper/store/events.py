@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ipkeeper.config.tunables import Tunables
+from ipkeeper.logging import event_level
 from ipkeeper.store.db import Database
 
 log = logging.getLogger("ipkeeper.events")
@@ -128,7 +129,9 @@ class EventLog:
                 ),
             )
             event_id = int(cur.lastrowid or 0)
-        log.info("[%s@%s] %s: %s", tag or "-", self.server, kind, message)
+        log.log(
+            event_level(kind, message), "[%s@%s] %s: %s", tag or "-", self.server, kind, message
+        )
         for waiter in list(self._waiters):
             waiter.set()
         return Event(event_id, ts, self.server, tag, kind, message, details)
@@ -148,6 +151,30 @@ class EventLog:
         params.append(limit)
         rows = self.db.query(sql, tuple(params))
         return [_event(r) for r in reversed(rows)]
+
+    def search(
+        self,
+        limit: int,
+        since: float | None = None,
+        tag: str | None = None,
+        kinds: tuple[str, ...] = (),
+    ) -> list[Event]:
+        """The last `limit` events at or after `since`, of `tag` and of these kinds, oldest first.
+
+        For the cluster-wide history (engine/history.py), which filters by time
+        rather than by id, since ids are per server.
+        """
+        sql = "SELECT * FROM events WHERE ts >= ?"
+        params: list[Any] = [since if since is not None else 0.0]
+        if tag is not None:
+            sql += " AND tag = ?"
+            params.append(tag)
+        if kinds:
+            sql += f" AND kind IN ({', '.join('?' for _ in kinds)})"
+            params.extend(kinds)
+        sql += " ORDER BY id DESC LIMIT ?"
+        params.append(limit)
+        return [_event(r) for r in reversed(self.db.query(sql, tuple(params)))]
 
     async def wait(self, timeout: float) -> None:
         """Return when a new event is added, or after `timeout` seconds."""

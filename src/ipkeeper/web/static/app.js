@@ -1,64 +1,27 @@
 // ipkeeper web GUI: the status view and a wizard for every task, over the public API only.
 "use strict";
 
-const API = "/api/v1";
-const STATES = { ISP: "in service, protected", ISU: "in service, unprotected", OSU: "out of service", OSF: "out of service, failed" };
-let token = sessionStorage.getItem("ipkeeper-token") || "";
+import { ApiError, TIMEOUTS, api, q, setToken, whenTokenMissing } from "./api.js";
+import { choice, el, field, stateBadge, when } from "./dom.js";
+import { history } from "./history.js";
+import { properties } from "./properties.js";
+import { notice, openWizard, reported, whenFinished } from "./wizard.js";
+
 let status = null;
 let selected = null;   // tag of the selected resource
-
-// ---- the API ------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(field, reason, code) { super(`${field}: ${reason}`); this.field = field; this.reason = reason; this.code = code; }
-}
-
-async function api(method, path, body) {
-  const headers = { "Accept": "application/json" };
-  if (token) headers["Authorization"] = `Bearer ${token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  if (response.status === 401) { askToken(); throw new ApiError("authorization", "the API token is missing or wrong", 401); }
-  const data = response.headers.get("content-type")?.includes("json") ? await response.json() : {};
-  if (!response.ok) {
-    const error = data.error || { field: "request", reason: `HTTP ${response.status}` };
-    throw new ApiError(error.field, error.reason, response.status);
-  }
-  return data;
-}
 
 function askToken() {
   const dialog = document.getElementById("token-dialog");
   if (!dialog.open) dialog.showModal();
 }
 
+whenTokenMissing(askToken);
 document.getElementById("token-form").addEventListener("submit", () => {
-  token = document.getElementById("token-input").value.trim();
-  sessionStorage.setItem("ipkeeper-token", token);
+  setToken(document.getElementById("token-input").value.trim());
   refresh();
 });
 
 // ---- the status view ------------------------------------------------------------
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
-
-function stateBadge(inst) {
-  if (!inst || !inst.state) return el("span", { class: "state" }, "–");
-  const badge = el("span", { class: `state ${inst.state}`, title: `${STATES[inst.state]}: ${inst.reason || ""}` }, inst.state);
-  const said = el("span", { class: "visually-hidden" }, ` ${STATES[inst.state]}: ${inst.reason || ""}`);
-  return inst.stale
-    ? el("span", { class: "stale", title: "last report: the server is not reachable" }, badge, said, " (last report)")
-    : el("span", {}, badge, said);
-}
 
 function renderServers() {
   const body = document.querySelector("#servers tbody");
@@ -93,7 +56,7 @@ function renderResources() {
   const body = document.querySelector("#resources tbody");
   body.replaceChildren(...treeOrder(status.resources).map(([res, depth]) => el("tr",
     { "data-tag": res.tag, class: res.tag === selected ? "selected" : "" },
-    el("th", { scope: "row", style: `padding-left: ${0.5 + depth * 1.5}rem` },
+    el("th", { scope: "row", style: { paddingLeft: `${0.5 + depth * 1.5}rem` } },
       el("button", { type: "button", class: "tag-button", "aria-pressed": String(res.tag === selected), onclick: () => select(res.tag) },
         (depth ? "└ " : "") + res.tag)),
     el("td", {}, res.type),
@@ -117,7 +80,13 @@ function select(tag) {
   }
 }
 
+// ---- the connection: every status request has a deadline; when the server stops
+// answering the page says so at once, greys what it shows and offers the others.
+
+const STALE_AFTER = 2000;   // ms without an answer before the page says so
 let lastJson = "";
+let lastAnswer = Date.now();
+let lastError = "";
 let connected = null;
 
 function setConnection(ok, text) {
@@ -129,10 +98,49 @@ function setConnection(ok, text) {
   live.textContent = text;
 }
 
+// Where the other servers' GUIs are: each peer's address on the network this page
+// was reached on (the comm path whose local end is this page's host), same port.
+function otherGuis() {
+  if (!status) return [];
+  const here = location.hostname.replace(/^\[|\]$/g, "");
+  const port = location.port ? `:${location.port}` : "";
+  return status.servers.filter((s) => !s.local).flatMap((s) => {
+    const same = s.comm_paths.filter((p) => p.local === here);
+    return (same.length ? same : s.comm_paths).map((p) => ({
+      name: s.name, address: p.remote,
+      url: `${location.protocol}//${p.remote.includes(":") ? `[${p.remote}]` : p.remote}${port}/`,
+    }));
+  });
+}
+
+function watchConnection() {
+  const silent = Date.now() - lastAnswer;
+  const banner = document.getElementById("banner");
+  const stale = silent > STALE_AFTER;
+  document.querySelector("main").classList.toggle("stale-page", stale);
+  if (!stale) { banner.hidden = true; return; }
+  const name = status ? status.server : "This server";
+  document.getElementById("banner-text").textContent =
+    `${name} is not answering: no answer for ${Math.round(silent / 1000)} s (last answer ${when(lastAnswer / 1000)}). ` +
+    "What this page shows is as it was then." + (lastError ? ` (${lastError})` : "");
+  const links = otherGuis();
+  const offer = document.getElementById("banner-others");
+  if (banner.hidden || offer.dataset.count !== String(links.length)) {
+    offer.dataset.count = String(links.length);
+    offer.replaceChildren(...(links.length ? ["Open another server's GUI: ",
+      ...links.flatMap((l, i) => [i ? ", " : "", el("a", { href: l.url }, `${l.name} (${l.address})`)])] : []));
+  }
+  banner.hidden = false;
+  setConnection(false, `no answer for ${Math.round(silent / 1000)} s`);
+}
+
 async function refresh() {
   try {
-    const fresh = await api("GET", "/status");
+    const fresh = await api("GET", "/status", undefined, TIMEOUTS.status);
+    lastAnswer = Date.now();
+    lastError = "";
     setConnection(true, `updated ${new Date().toLocaleTimeString()}`);
+    watchConnection();
     const json = JSON.stringify(fresh);
     if (json === lastJson) return;   // nothing changed: keep the page (and the focus) as it is
     lastJson = json;
@@ -143,94 +151,26 @@ async function refresh() {
     renderResources();
     if (focused) document.querySelector(`#resources tr[data-tag="${CSS.escape(focused)}"] .tag-button`)?.focus();
   } catch (error) {
-    setConnection(false, `not updated: ${error.message}`);
+    lastError = error.message;
+    if (error.code) {  // it answered, if only to refuse
+      lastAnswer = Date.now();
+      setConnection(false, `not updated: ${error.message}`);
+    }
+    watchConnection();
   }
 }
 
-// ---- wizards ----------------------------------------------------------------------
-// A wizard is a list of steps; each step renders fields and may validate (async)
-// before Next. Errors from the API are shown at the field they name.
-
-const dialog = document.getElementById("wizard");
-let wizard = null;
-
-function field(name, label, value = "", hint = "", type = "text") {
-  return [el("label", { for: `f-${name}` }, label),
-    el("input", { id: `f-${name}`, name, type, value: value ?? "" }),
-    hint ? el("p", { class: "hint" }, hint) : ""];
+async function poll() {
+  await refresh();
+  setTimeout(poll, 1000);
 }
 
-function choice(name, label, options, value, hint = "") {
-  const select = el("select", { id: `f-${name}`, name });
-  for (const option of options) {
-    const [val, text] = Array.isArray(option) ? option : [option, option];
-    const node = el("option", { value: val }, text);
-    if (val === value) node.selected = true;
-    select.append(node);
-  }
-  return [el("label", { for: `f-${name}` }, label), select, hint ? el("p", { class: "hint" }, hint) : ""];
-}
+whenFinished(refresh);
 
-function values() {
-  const data = {};
-  for (const input of document.querySelectorAll("#wizard-body [name]")) data[input.name] = input.value.trim();
-  return data;
-}
-
-function showError(error) {
-  document.getElementById("wizard-error").textContent = error.field ? `${error.field}: ${error.reason}` : String(error);
-  for (const input of document.querySelectorAll("#wizard-body [name]")) {
-    const match = error.field && input.name.replace(/_/g, "-") === String(error.field).replace(/_/g, "-");
-    input.classList.toggle("invalid", Boolean(match));
-    input.setAttribute("aria-invalid", String(Boolean(match)));
-    if (match) input.focus();
-  }
-}
-
-function openWizard(title, steps, finish) {
-  document.getElementById("notice").textContent = "";  // notes belong to the last task only
-  wizard = { title, steps, finish, index: 0, data: {} };
-  renderStep();
-  dialog.showModal();
-}
-
-function renderStep() {
-  const step = wizard.steps[wizard.index];
-  document.getElementById("wizard-title").textContent = wizard.title;
-  document.getElementById("wizard-step").textContent = wizard.steps.length > 1 ? `Step ${wizard.index + 1} of ${wizard.steps.length}: ${step.title}` : step.title;
-  document.getElementById("wizard-error").textContent = "";
-  document.getElementById("wizard-body").replaceChildren(...step.render(wizard.data).flat());
-  document.getElementById("wizard-back").hidden = wizard.index === 0;
-  document.getElementById("wizard-next").textContent = wizard.index === wizard.steps.length - 1 ? (step.finishLabel || "Finish") : "Next";
-  dialog.querySelector("#wizard-body [name]")?.focus();
-}
-
-document.getElementById("wizard-cancel").addEventListener("click", () => dialog.close());
-document.getElementById("wizard-back").addEventListener("click", () => { Object.assign(wizard.data, values()); wizard.index -= 1; renderStep(); });
-document.getElementById("wizard-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const step = wizard.steps[wizard.index];
-  Object.assign(wizard.data, values());
-  const next = document.getElementById("wizard-next");
-  next.disabled = true;
-  try {
-    if (step.validate) await step.validate(wizard.data);
-    if (wizard.index < wizard.steps.length - 1) { wizard.index += 1; renderStep(); return; }
-    const result = await wizard.finish(wizard.data);
-    dialog.close();
-    const notes = [...(result?.warnings || []), ...(result?.notes || [])];
-    if (notes.length) document.getElementById("notice").textContent = notes.join(" ");
-    await refresh();
-  } catch (error) {
-    showError(error);
-  } finally {
-    next.disabled = false;
-  }
-});
+// ---- tasks ------------------------------------------------------------------------
 
 const resource = () => status.resources.find((r) => r.tag === selected);
 const serverNames = () => status.servers.filter((s) => !s.witness).map((s) => s.name);
-const q = (params) => "?" + new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "" && v != null)).toString();
 const maybe = (value) => (value === "" ? null : value);
 
 function createIp() {
@@ -262,7 +202,7 @@ function extend() {
   const first = Object.keys(res.servers).length === 1;
   const template = Object.entries(res.servers).find(([, i]) => i.state === "ISP" || i.state === "ISU")?.[0];
   if (!template) {
-    document.getElementById("notice").textContent = `${res.tag} must be in service somewhere to be extended from there (its template).`;
+    notice(`${res.tag} must be in service somewhere to be extended from there (its template).`);
     return;
   }
   openWizard(`Extend ${res.tag}`, [
@@ -316,93 +256,12 @@ function actions() {
   };
 }
 
-function reported(task) {
-  // A task that fails before its dialog opens says so instead of doing nothing.
-  return () => Promise.resolve().then(task).catch((error) => {
-    document.getElementById("notice").textContent = `could not open it: ${error.message}`;
-  });
-}
-
 document.querySelectorAll("[data-action]").forEach((button) =>
   button.addEventListener("click", reported(() => actions()[button.dataset.action]())));
 document.getElementById("create-ip").addEventListener("click", reported(createIp));
 document.getElementById("create-app").addEventListener("click", reported(createApp));
-document.getElementById("show-events").addEventListener("click", reported(events));
-
-// ---- properties, with ping list and settings (R12-R15) ------------------------------
-
-async function properties(res, server) {
-  server = server || Object.keys(res.servers).find((n) => res.servers[n].state === "ISP") || Object.keys(res.servers)[0];
-  const tag = encodeURIComponent(res.tag);
-  const shown = await api("GET", `/resources/${tag}` + q({ server }));
-  const pings = res.type === "ip" ? await api("GET", `/resources/${tag}/pinglist` + q({ server })) : null;
-  const rows = Object.entries(shown).filter(([k, v]) => v !== null && !["since", "pending", "id"].includes(k)).map(([k, v]) =>
-    el("tr", {}, el("th", { scope: "row" }, k.replace(/_/g, " ")), el("td", {}, propertyText(k, v))));
-  const edits = res.type === "ip" ? [
-    choice("source-address", "Source address", ["no", "yes"], shown.source_address, "Traffic to the subnet leaves from the VIP (R14)"),
-    choice("restore-recover", "Restore and recover", ["enable", "disable"], shown.restore_recover, "Disable: in service without the address, unchecked (R15)"),
-    el("label", {}, `Ping list for ${pings.subnet} on ${server}`),
-    el("ul", { id: "pinglist" }, ...pings.addresses.map((a) => el("li", {}, a, " ",
-      el("button", { type: "button", onclick: () => editPings(res, server, "remove", [a]) }, `Remove ${a}`)))),
-    field("ping-add", "Add addresses to the ping list", "", "Separated by spaces; empty list: broadcast ping (R13)"),
-    el("button", { type: "button", onclick: () => editPings(res, server, "add", values()["ping-add"].split(/\s+/).filter(Boolean)) }, "Add to ping list"),
-    el("button", { type: "button", onclick: () => editPings(res, server, "clear", []) }, "Clear ping list"),
-  ] : [];
-  openWizard(`Properties of ${res.tag}`, [{ title: `On server ${server}`, finishLabel: "Apply settings", render: () => [
-    choice("server-view", "Server", Object.keys(res.servers), server),
-    el("table", { class: "grid", id: "properties" }, ...rows),
-    choice("switchback", "Switchback", ["intelligent", "automatic"], res.switchback), ...edits] }],
-  async (d) => {
-    const changes = [["switchback", d.switchback, res.switchback]];
-    if (res.type === "ip") changes.push(["source-address", d["source-address"], shown.source_address], ["restore-recover", d["restore-recover"], shown.restore_recover]);
-    const notes = [];
-    for (const [key, value, before] of changes)
-      if (value !== before) notes.push(...(await api("PUT", `/resources/${tag}/settings/${key}` + q({ server }), { value })).notes);
-    return { notes };
-  });
-  document.getElementById("f-server-view").addEventListener("change", (e) => { dialog.close(); reported(() => properties(res, e.target.value))(); });
-  document.getElementById("f-ping-add")?.addEventListener("keydown", (e) => {
-    if (e.key !== "Enter") return;
-    e.preventDefault();  // Enter here adds to the list; it does not apply the settings
-    editPings(res, server, "add", e.target.value.split(/\s+/).filter(Boolean));
-  });
-}
-
-function propertyText(key, value) {
-  if (key === "equivalents") return value.map((e) => `${e.server}: ${e.tag} (priority ${e.priority})`).join(", ");
-  if (key === "last_check") return `${value.ok ? "ok" : "failed"}: ${value.reason}`;
-  if (Array.isArray(value)) return value.join(", ") || "–";
-  return String(value);
-}
-
-async function editPings(res, server, verb, addresses) {
-  try {
-    const result = await api("POST", `/resources/${encodeURIComponent(res.tag)}/pinglist` + q({ server }), { verb, addresses });
-    dialog.close();
-    await properties(res, server);
-    if (result.warnings.length) document.getElementById("wizard-error").textContent = result.warnings.join("; ");
-  } catch (error) {
-    showError(error);
-  }
-}
-
-// ---- the event log (R29) ------------------------------------------------------------
-
-async function events() {
-  const load = async () => (await api("GET", "/events?limit=200")).events.reverse();
-  const table = () => el("table", { class: "grid", id: "events-table" },
-    el("tr", {}, el("th", { scope: "col" }, "Time"), el("th", { scope: "col" }, "Server"), el("th", { scope: "col" }, "Resource"), el("th", { scope: "col" }, "Event")));
-  const fill = (node, list) => node.append(...list.map((e) => el("tr", {}, el("td", {}, new Date(e.ts * 1000).toLocaleTimeString()),
-    el("td", {}, e.server), el("td", {}, e.tag || ""), el("td", {}, `${e.kind}: ${e.message}`))));
-  const first = await load();
-  openWizard("Event log", [{ title: "Newest first; updated live", finishLabel: "Close", render: () => { const t = table(); fill(t, first); return [t]; } }], async () => {});
-  const timer = setInterval(async () => {
-    if (!dialog.open || wizard.title !== "Event log") { clearInterval(timer); return; }
-    const t = table(); fill(t, await load());
-    document.getElementById("events-table")?.replaceWith(t);
-  }, 1500);
-}
+document.getElementById("show-history").addEventListener("click", reported(() => history(status)));
 
 select(null);
-refresh();
-setInterval(refresh, 1000);
+poll();
+setInterval(watchConnection, 250);
