@@ -49,7 +49,7 @@ from ipkeeper.lab.arpwatch import Sweeper
 from ipkeeper.lab.topology import Node, Topology
 from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer
-from systems import install_keepalived
+from systems import install_keepalived, keepalived_pids, spawn_keepalived
 
 FIRST = ipaddress.ip_address("198.18.4.10")
 CLIENT_SOURCE = "198.18.7.254"
@@ -317,21 +317,10 @@ class Keepalived:
                 tail="\n".join(lines[20:]),
             )
         )
-        argv = [
-            self.binary, "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf),
-            "--pid", str(where / "keepalived.pid"), "--vrrp_pid", str(where / "vrrp.pid"),
-        ]  # fmt: skip
-        control.spawn(node, f"keepalived-{node.name}", argv)
+        spawn_keepalived(self.binary, node, conf, where)
 
     def _pids(self, node: Node) -> list[int]:
-        found = []
-        for pid in ns.pids_in([node.namespace]):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
-                    found.append(pid)
-            except OSError:
-                continue
-        return found
+        return keepalived_pids(node)
 
     def pids(self) -> dict[str, int]:
         """Every keepalived process (its parent and VRRP child) per server."""

@@ -115,6 +115,27 @@ def install_keepalived() -> str:
     return found
 
 
+def spawn_keepalived(binary: str, node: Node, conf: Path, where: Path) -> None:
+    """Start keepalived (VRRP only, in the foreground, logging to the console) on `node`."""
+    argv = [
+        binary, "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf),
+        "--pid", str(where / "keepalived.pid"), "--vrrp_pid", str(where / "vrrp.pid"),
+    ]  # fmt: skip
+    control.spawn(node, f"keepalived-{node.name}", argv)
+
+
+def keepalived_pids(node: Node) -> list[int]:
+    """The keepalived processes (parent and VRRP child) running in `node`'s namespace."""
+    found = []
+    for pid in ns.pids_in([node.namespace]):
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
 class Keepalived:
     """Two keepalived instances (VRRP only) holding the VIP, s1 preferred."""
 
@@ -148,21 +169,10 @@ class Keepalived:
                 vip=VIP,
             )
         )
-        argv = [
-            self.binary, "--dont-fork", "--log-console", "--vrrp", "--use-file", str(conf),
-            "--pid", str(where / "keepalived.pid"), "--vrrp_pid", str(where / "vrrp.pid"),
-        ]  # fmt: skip
-        control.spawn(node, f"keepalived-{node.name}", argv)
+        spawn_keepalived(self.binary, node, conf, where)
 
     def _pids(self, node: Node) -> list[int]:
-        found = []
-        for pid in ns.pids_in([node.namespace]):
-            try:
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "keepalived":
-                    found.append(pid)
-            except OSError:
-                continue
-        return found
+        return keepalived_pids(node)
 
     def setup(self) -> None:
         """Start both instances."""

@@ -273,7 +273,8 @@ async def run(
         "daemon",
         f"ready; API on {config.api.socket}" + (f" and {where} ({scheme})" if where else ""),
     )
-    supervisor.ready(Reloader(path, config, engine, logs, tcp, adjust))
+    cluster = service.node if service is not None else None
+    supervisor.ready(Reloader(path, config, engine, logs, tcp, adjust, cluster))
     tasks.append(asyncio.create_task(supervisor.run(stop), name="supervisor"))
     stopping = asyncio.create_task(stop.wait(), name="stop")
     finished, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)

@@ -8,9 +8,11 @@ each reload, so SIGHUP also installs a renewed certificate (token files are
 re-read when they change anyway, api/auth.py); the listener is restarted only
 when its address, its token files or its certificate changed, and it speaks
 TLS exactly as the new configuration says (which refuses plain HTTP on a
-non-loopback address, config/daemon.py). Anything else that changed (the
-server's name, state directory, witness role, socket path, cluster key file,
-port, peers and comm paths) is reported as needing a restart and keeps its
+non-loopback address, config/daemon.py). Comm paths added to or removed from a peer
+start or stop at once (cluster/node.py `change_paths`), the other paths and
+every VIP untouched. Anything else that changed (the server's name, state
+directory, witness role, socket path, cluster key file, port, a peer added,
+removed or made a witness) is reported as needing a restart and keeps its
 old value; the cluster key file's contents are re-read when they change
 (cluster/keys.py). A file that does not load, a token file, certificate or
 key that cannot be used, or an address that cannot be bound refuses the
@@ -27,8 +29,9 @@ from pathlib import Path
 
 from ipkeeper import checkconfig
 from ipkeeper.api import surface as api_surface
+from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.config import daemon as daemon_config
-from ipkeeper.config.daemon import DaemonConfig
+from ipkeeper.config.daemon import DaemonConfig, Peer
 from ipkeeper.engine.core import Engine
 from ipkeeper.logging import LogSetup
 from ipkeeper.serve import TcpApi
@@ -65,12 +68,35 @@ def plan(old: DaemonConfig, new: DaemonConfig) -> ReloadPlan:
                 result.live.append(f"{section}.{name}: {_show(was)} -> {_show(now)}")
             else:
                 result.restart.append(f"{section}.{name}")
+    peers = old.peer
     if old.peer != new.peer:
-        result.restart.append("peer (peers and comm paths)")
+        if _same_peers(old, new):
+            peers = new.peer
+            result.live += [
+                f"peer.{after.name}.path: {_paths(before)} -> {_paths(after)}"
+                for before, after in zip(old.peer, _in_order(old, new), strict=True)
+                if before.paths != after.paths
+            ]
+        else:
+            result.restart.append("peer (peers added, removed or made witnesses)")
     server = old.server.model_copy(update={k: getattr(new.server, k) for k in LIVE_SERVER})
     api = old.api.model_copy(update={k: getattr(new.api, k) for k in LIVE_API})
-    result.config = old.model_copy(update={"server": server, "api": api})
+    result.config = old.model_copy(update={"server": server, "api": api, "peer": peers})
     return result
+
+
+def _same_peers(old: DaemonConfig, new: DaemonConfig) -> bool:
+    """The same peers with the same roles (only their comm paths may differ)."""
+    return {(p.name, p.witness) for p in old.peer} == {(p.name, p.witness) for p in new.peer}
+
+
+def _in_order(old: DaemonConfig, new: DaemonConfig) -> list[Peer]:
+    by_name = {p.name: p for p in new.peer}
+    return [by_name[p.name] for p in old.peer]
+
+
+def _paths(peer: Peer) -> str:
+    return ", ".join(f"{p.local}->{p.remote}" for p in peer.paths) or "none"
 
 
 class Reloader:
@@ -84,6 +110,7 @@ class Reloader:
         logs: LogSetup | None,
         tcp: TcpApi,
         adjust: Callable[[DaemonConfig], DaemonConfig] = lambda c: c,
+        cluster: ClusterNode | None = None,
     ) -> None:
         self.path = path
         self.config = config
@@ -91,6 +118,7 @@ class Reloader:
         self.logs = logs
         self.tcp = tcp
         self.adjust = adjust  # command-line flags that override the file (--witness)
+        self.cluster = cluster
         self._lock = asyncio.Lock()
 
     async def reload(self) -> bool:
@@ -135,6 +163,8 @@ class Reloader:
         return api_surface.build(config.api, self.engine, current.keys, current.guard)
 
     def _apply(self, config: DaemonConfig) -> None:
+        if self.cluster is not None and config.peer != self.config.peer:
+            self.cluster.change_paths(*self.cluster.path_changes(config))
         if self.logs is not None:
             self.logs.set_level(config.server.log_level)
             self.logs.set_format(config.server.log_format)

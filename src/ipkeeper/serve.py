@@ -164,5 +164,7 @@ class Serving:
     def retire(self) -> asyncio.Task[None]:
         """Stop taking connections; the task ends once requests in progress are done."""
         self.server.should_exit = True
+        for listening in getattr(self.server, "servers", []):
+            listening.close()  # at once: uvicorn itself looks at should_exit once a second
         self.task.add_done_callback(lambda _task: self.sock.close())
         return self.task

@@ -122,6 +122,72 @@ def test_sighup_applies_a_new_log_level_and_format_and_drops_nothing(
     assert holders([s1, s2], VIP) == ["s1"]
 
 
+SECOND_PATH = {
+    "s1": ', { local = "198.18.1.11", remote = "198.18.1.12" }',
+    "s2": ', { local = "198.18.1.12", remote = "198.18.1.11" }',
+}
+
+
+def membership_moves(*servers: LabServer) -> list[str]:
+    """Peers declared dead or VIPs moved since each server's mark."""
+    return [
+        f"{e['server']} {e['kind']}: {e['message']}"
+        for s in servers
+        for e in s.events(after=s.since)
+        if e["kind"] in ("membership", "failover", "switchback")
+    ]
+
+
+def test_sighup_removes_and_adds_a_comm_path_without_dropping_the_other_or_moving_a_vip(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    s1, s2 = pair
+    servers = {"s1": s1, "s2": s2}
+    originals = {n: daemons.config_path(lab.node(n)).read_text() for n in servers}
+    s1.json("create", "ip", "--address", VIP, "--netmask", "24")
+    s1.json("extend", TAG, "--target", "s2")
+    s1.since, s2.since = s1.mark(), s2.mark()
+
+    def paths_up(server: LabServer) -> list[str]:
+        peer = next(x for x in server.status()["servers"] if not x["local"])
+        return sorted(p["local"] for p in peer["comm_paths"] if p["state"] == "up")
+
+    try:
+        for name, server in servers.items():  # the dedicated link's path goes
+            mark = server.mark()
+            edit(lab.node(name), lambda text, n=name: text.replace(SECOND_PATH[n], ""))
+            hup(lab.node(name))
+            assert "peer." in config_event(server, mark, "reloaded")
+        wait_until(lambda: paths_up(s1) == ["198.18.0.11"], 10, message="one path left on s1")
+        for name, server in servers.items():  # ... and comes back
+            mark = server.mark()
+            daemons.config_path(lab.node(name)).write_text(originals[name])
+            hup(lab.node(name))
+            assert "198.18.1." in config_event(server, mark, "reloaded")
+        wait_until(
+            lambda: (
+                paths_up(s1) == ["198.18.0.11", "198.18.1.11"]
+                and paths_up(s2) == ["198.18.0.12", "198.18.1.12"]
+            ),
+            10,
+            message="both paths up again on both servers",
+        )
+        downs = [
+            e["message"]
+            for s in servers.values()
+            for e in s.events(after=s.since)
+            if e["kind"] == "path" and " down" in e["message"]
+        ]
+        assert not [d for d in downs if "198.18.0." in d], downs  # the LAN path never dropped
+        assert membership_moves(s1, s2) == []
+        assert holders([s1, s2], VIP) == ["s1"]
+    finally:
+        for name in servers:
+            daemons.config_path(lab.node(name)).write_text(originals[name])
+            if daemons.pid(lab.node(name)) is not None:
+                hup(lab.node(name))
+
+
 def test_sighup_with_a_broken_file_keeps_the_configuration_in_force(
     pair: tuple[LabServer, LabServer], s1_config: Node
 ) -> None:

@@ -157,3 +157,44 @@ def test_tunables_print_as_lines_the_file_takes_back_unchanged() -> None:
         assert tunable.parse(parsed[name]) == tunable.default, name
     again = parse_lines("\n".join(lines[len(TUNABLES) + 1 :]))
     assert [TUNABLES[n].parse(again[n]) for n in names[len(TUNABLES) :]] == values[len(TUNABLES) :]
+
+
+def a_group_of(count: int, odd: str | None = None) -> dict[str, Any]:
+    status = copy.deepcopy(HEALTHY)
+    tags = [f"ip-198.18.4.{i}" for i in range(1, count + 1)]
+
+    def instance(tag: str, state: str, priority: int) -> dict[str, Any]:
+        return {"tag": tag, "priority": priority, "state": state, "reason": ""}
+
+    status["resources"] = [
+        {"tag": "vips", "id": "g", "type": "group", "switchback": "intelligent",
+         "parents": [], "children": tags,
+         "servers": {"s1": instance("vips", "ISP", 1), "s2": instance("vips", "OSU", 10)}},
+    ] + [
+        {"tag": tag, "id": tag, "type": "ip", "switchback": "intelligent",
+         "parents": ["vips"], "children": [],
+         "servers": {"s1": instance(tag, "OSF" if tag == odd else "ISP", 1),
+                     "s2": instance(tag, "OSU", 10)}}
+        for tag in tags
+    ]  # fmt: skip
+    return status
+
+
+def rendered(data: dict[str, Any], every: bool = False) -> str:
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    for table in render.status_tables(data, every):
+        console.print(table)
+    return console.export_text()
+
+
+def test_a_large_group_is_shown_as_its_root_and_a_count_naming_what_differs() -> None:
+    text = rendered(a_group_of(40, odd="ip-198.18.4.7"))
+    assert "+ 40 more" in text and "40 resources" in text
+    assert "ISP ×39" in text and "OSF ×1: ip-198.18.4.7" in text and "OSU ×40" in text
+    assert "ip-198.18.4.12 " not in text  # not one row per VIP
+    assert "ip-198.18.4.12 " in rendered(a_group_of(40), every=True)
+    assert "+ " not in rendered(a_group_of(5))  # small hierarchies are listed in full
+    (line,) = render.brief_lines(a_group_of(40), assess(a_group_of(40)))[1:]
+    assert line.startswith("vips (+40 resources): ISP on s1")

@@ -108,11 +108,27 @@ def test_a_reload_applies_the_run_time_settings_and_keeps_the_rest() -> None:
         "server.log_level: info -> debug",
         "api.listen: none -> 198.18.0.11:7481",
     ]
-    assert change.restart == ["server.state_dir", "peer (peers and comm paths)"]
+    assert change.restart == ["server.state_dir", "peer (peers added, removed or made witnesses)"]
     assert change.config.server.log_level == "debug"
     assert change.config.server.state_dir == old.server.state_dir
     assert change.config.peer == old.peer
     assert plan(old, old).live == [] and plan(old, old).restart == []
+
+
+def test_a_reload_changes_a_peer_s_comm_paths_at_run_time() -> None:
+    old = config()
+    second = {"local": "198.18.1.11", "remote": "198.18.1.12"}
+    paths = [{"local": "198.18.0.11", "remote": "198.18.0.12"}, second]
+    new = DaemonConfig.model_validate(
+        {"server": {"name": "s1"}, "peer": [{"name": "s2", "paths": paths}]}
+    )
+    change = plan(old, new)
+    assert change.live == [
+        "peer.s2.path: 198.18.0.11->198.18.0.12 -> "
+        "198.18.0.11->198.18.0.12, 198.18.1.11->198.18.1.12"
+    ]
+    assert change.restart == []
+    assert change.config.peer == new.peer
 
 
 def test_a_reload_applies_the_tcp_api_with_its_tls_and_tokens_but_not_the_socket() -> None:

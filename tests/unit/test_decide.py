@@ -121,6 +121,15 @@ def test_heals_a_split_brain_toward_the_better_priority() -> None:
     assert at(scene("s1", prio, holders={"s1", "s2"})).action is Action.NOTHING
 
 
+def test_the_winner_of_a_split_brain_announces_once_the_loser_gave_it_up() -> None:
+    prio = {"s1": 1, "s2": 10}
+    during = at(scene("s1", prio, holders={"s1", "s2"}, dual=True))
+    assert during.action is Action.NOTHING  # the loser has not removed it yet
+    after = at(scene("s1", prio, holders={"s1"}, dual=True))
+    assert after.action is Action.ANNOUNCE and "s2 gave it up" in after.reason
+    assert at(scene("s1", prio, holders={"s1"})).action is Action.NOTHING  # announced already
+
+
 def test_defer_to_holders_at_start_up() -> None:
     adopt = Decision(Action.ADOPT, "recorded in service and active: adopted")
     assert defer_to_holders(adopt, {"s2"}).action is Action.REMOVE

@@ -27,14 +27,16 @@ STATUS_CODES = (
 )
 
 
-def _print_status(data: dict[str, Any], health: Health, as_json: bool, brief: bool) -> None:
+def _print_status(
+    data: dict[str, Any], health: Health, as_json: bool, brief: bool, every: bool = False
+) -> None:
     if as_json:
         click.echo(json.dumps(data, default=str))
     elif brief:
         for line in render.brief_lines(data, health):
             click.echo(line)
     else:
-        for table in render.status_tables(data):
+        for table in render.status_tables(data, every):
             console().print(table)
         secured = render.security_line(data)
         if secured:
@@ -106,7 +108,12 @@ def _watch(client: Client, as_json: bool, brief: bool, interval: float) -> int:
     show_default=True,
     help="Seconds between refreshes with --watch.",
 )
-def status(client: Client, as_json: bool, brief: bool, watch: bool, interval: float) -> None:
+@click.option(
+    "--all", "every", is_flag=True, help="List every resource, even in large hierarchies."
+)
+def status(
+    client: Client, as_json: bool, brief: bool, watch: bool, interval: float, every: bool
+) -> None:
     """Servers, comm paths, and each resource's state per server, since when and why."""
     if watch:
         raise SystemExit(_watch(client, as_json, brief, interval))
@@ -115,7 +122,7 @@ def status(client: Client, as_json: bool, brief: bool, watch: bool, interval: fl
     if as_json:
         emit_json(data)
     else:
-        _print_status(data, health, False, brief)
+        _print_status(data, health, False, brief, every)
     raise SystemExit(health.exit_code)
 
 

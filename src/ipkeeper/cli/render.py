@@ -56,8 +56,13 @@ def instance_cell(inst: dict[str, Any]) -> str:
     return text
 
 
-def status_tables(data: dict[str, Any]) -> list[Table]:
-    """Servers with their comm paths, then every resource's state per server."""
+COLLAPSE = 12  # a hierarchy with more resources than this shows its dependents counted
+
+
+def status_tables(data: dict[str, Any], every: bool = False) -> list[Table]:
+    """Servers with their comm paths, then every resource's state per server; in a
+    hierarchy of more than COLLAPSE resources (a group of a thousand VIPs), the roots
+    and one line counting the others by state per server, unless `every`."""
     from rich.table import Table
 
     names = [s["name"] for s in data["servers"] if not s.get("witness")]
@@ -67,14 +72,46 @@ def status_tables(data: dict[str, Any]) -> list[Table]:
     resources.add_column("depends on")
     for name in names:
         resources.add_column(name)
-    for res in data["resources"]:
-        cells = [
-            instance_cell(inst) if (inst := res["servers"].get(name)) else "[dim]-[/dim]"
-            for name in names
-        ]
-        children = ", ".join(res["children"]) or "-"
-        resources.add_row(escape(res["tag"]), res["type"], escape(children), *cells)
+    groups = hierarchies(data)
+    if every or all(len(g) <= COLLAPSE for g in groups):
+        groups = [[res] for res in data["resources"]]
+    for group in groups:
+        shown = group if len(group) <= COLLAPSE else [r for r in group if not r["parents"]]
+        for res in shown:
+            cells = [
+                instance_cell(inst) if (inst := res["servers"].get(name)) else "[dim]-[/dim]"
+                for name in names
+            ]
+            children = res["children"]
+            if len(group) > COLLAPSE and len(children) > 3:
+                listed = f"{len(children)} resources"
+            else:
+                listed = ", ".join(children) or "-"
+            resources.add_row(escape(res["tag"]), res["type"], escape(listed), *cells)
+        rest = [r for r in group if r not in shown]
+        if rest:
+            types = ", ".join(sorted({r["type"] for r in rest}))
+            cells = [_counted(rest, name) for name in names]
+            resources.add_row(f"+ {len(rest)} more", types, "[dim](--all lists them)[/dim]", *cells)
     return [_servers_table(data), resources]
+
+
+def _counted(resources: list[dict[str, Any]], server: str) -> str:
+    """Many resources' states on one server: a count per state, naming the few that differ."""
+    by_state: dict[str, list[str]] = {}
+    for res in resources:
+        inst = res["servers"].get(server)
+        state = inst.get("state") if inst else None
+        by_state.setdefault(state or "-", []).append(res["tag"])
+    usual = max(by_state, key=lambda k: len(by_state[k]))
+    parts = []
+    for state, tags in sorted(by_state.items(), key=lambda kv: -len(kv[1])):
+        text = f"{state_text(state) if state != '-' else '[dim]-[/dim]'} ×{len(tags)}"
+        if state != usual:
+            named = ", ".join(escape(t) for t in sorted(tags)[:3])
+            text += f": {named}" + (", …" if len(tags) > 3 else "")
+        parts.append(text)
+    return "\n".join(parts)
 
 
 def hierarchies(data: dict[str, Any]) -> list[list[dict[str, Any]]]:
@@ -110,7 +147,11 @@ def _hierarchy_state(group: list[dict[str, Any]], server: str) -> str | None:
 
 def brief_line(group: list[dict[str, Any]]) -> str:
     """One hierarchy on one line: where it is in service, since when and why, the others' states."""
-    name = " > ".join(r["tag"] for r in group)
+    roots = [r["tag"] for r in group if not r["parents"]] or [group[0]["tag"]]
+    if len(group) > COLLAPSE:
+        name = f"{' > '.join(roots)} (+{len(group) - len(roots)} resources)"
+    else:
+        name = " > ".join(r["tag"] for r in group)
     live: dict[str, dict[str, Any]] = {}
     for res in group:
         for server, inst in live_instances(res).items():

@@ -192,6 +192,8 @@ class Heartbeat:
         self._stuck = False
         self._misses = 4
         self._locals: dict[int, str] = {}
+        self._sockets_changed = False
+        self._closing: list[socket.socket] = []
         self._late_minute, self._late_now, self.late_before = 0, 0.0, 0.0
         self.realtime_note = "not started"
 
@@ -199,32 +201,61 @@ class Heartbeat:
 
     def start(self) -> None:
         """Open the sockets and start the thread."""
-        sockets: dict[str, socket.socket] = {}
         for spec in self._specs:
-            if spec.local not in sockets:
-                sockets[spec.local] = self._socket(spec.local)
-            path = _Path(
-                spec,
-                sockets[spec.local],
-                route=wire.beat_route(self.me, spec.peer, spec.local, spec.remote),
-                expected=wire.beat_route(spec.peer, self.me, spec.remote, spec.local),
-                destination=(spec.remote, self.port),
-            )
-            self._paths.append(path)
-            self._by_address[(spec.local, spec.remote)] = path
-            self._peers.setdefault(spec.peer, _Peer(spec.peer)).paths.append(path)
+            self._add(spec)
         self._loop_tick = self.clock()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
         self._thread.start()
 
+    def _add(self, spec: PathSpec) -> None:
+        sock = next((p.sock for p in self._paths if p.spec.local == spec.local), None)
+        path = _Path(
+            spec,
+            sock or self._socket(spec.local),
+            route=wire.beat_route(self.me, spec.peer, spec.local, spec.remote),
+            expected=wire.beat_route(spec.peer, self.me, spec.remote, spec.local),
+            destination=(spec.remote, self.port),
+        )
+        # Copies, not edits: the thread may be iterating over the lists in use.
+        with self._lock:
+            self._paths = [*self._paths, path]
+            self._by_address = {**self._by_address, (spec.local, spec.remote): path}
+            peer = self._peers.get(spec.peer) or _Peer(spec.peer)
+            peer.paths = [*peer.paths, path]
+            self._peers = {**self._peers, spec.peer: peer}
+            self._sockets_changed = True
+
+    def add_path(self, spec: PathSpec) -> None:
+        """Start heartbeats on a new comm path (SIGHUP); it comes up when the peer answers."""
+        self._add(spec)
+        self._wake()
+
+    def remove_path(self, local: str, remote: str) -> None:
+        """Stop heartbeats on a comm path (SIGHUP); a peer stays alive while another is up."""
+        with self._lock:
+            path = self._by_address.get((local, remote))
+            if path is None:
+                return
+            self._paths = [p for p in self._paths if p is not path]
+            self._by_address = {k: v for k, v in self._by_address.items() if v is not path}
+            peer = self._peers[path.spec.peer]
+            peer.paths = [p for p in peer.paths if p is not path]
+            if not any(p.sock is path.sock for p in self._paths):
+                self._closing.append(path.sock)  # closed by the thread, which reads it
+            self._sockets_changed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
     def stop(self) -> None:
         """Stop the thread and close the sockets."""
         self._stop.set()
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"x")
+        self._wake()
         if self._thread is not None:
             self._thread.join(timeout=2)
-        for sock in {id(p.sock): p.sock for p in self._paths}.values():
+        for sock in [*{id(p.sock): p.sock for p in self._paths}.values(), *self._closing]:
             sock.close()
         self._wake_r.close()
         self._wake_w.close()
@@ -310,15 +341,13 @@ class Heartbeat:
         # stamped it: a wake-up per datagram would cost more than the rest.
         selector = selectors.DefaultSelector()
         selector.register(self._wake_r, selectors.EVENT_READ)
-        sockets = list({id(p.sock): p.sock for p in self._paths}.values())
-        self._locals = {sock.fileno(): sock.getsockname()[0] for sock in sockets}
-        for sock in sockets:
-            with contextlib.suppress(OSError, AttributeError):
-                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        sockets = self._sockets()
         next_send = self.clock()
         timing_read = 0.0
         last_wake, excess = self.clock(), 0.0
         while not self._stop.is_set():
+            if self._sockets_changed:
+                sockets = self._sockets()
             now = self.clock()
             if now - timing_read >= 1.0:  # the tunables and key files: once a second
                 timing, timing_read = self.timing(), now
@@ -341,7 +370,7 @@ class Heartbeat:
             wake_at = min(next_send, self._next_deadline(timing))
             timeout = max(0.001, wake_at - self.clock())
             expected = self.clock() + timeout
-            if selector.select(timeout):  # only stop() wakes it early
+            if selector.select(timeout):  # only stop() or a path change wakes it early
                 with contextlib.suppress(OSError):
                     self._wake_r.recv(64)
             # Time beyond what we asked to sleep is time this thread did not run.
@@ -350,6 +379,21 @@ class Heartbeat:
             self._paused += excess
             self._note_lateness(overslept)
         selector.close()
+
+    def _sockets(self) -> list[socket.socket]:
+        """The sockets of the paths in use (on the thread: after a path was added or
+        removed, closing those no path uses any more)."""
+        with self._lock:
+            self._sockets_changed = False
+            closing, self._closing = self._closing, []
+            sockets = list({id(p.sock): p.sock for p in self._paths}.values())
+        for sock in closing:
+            sock.close()
+        self._locals = {sock.fileno(): sock.getsockname()[0] for sock in sockets}
+        for sock in sockets:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return sockets
 
     def _note_lateness(self, late: float) -> None:
         """Keep the worst wake-up delay of this minute and the last (for status)."""

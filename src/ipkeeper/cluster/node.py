@@ -100,12 +100,7 @@ class ClusterNode:
             for path in peer.paths:
                 local, remote = str(path.local), str(path.remote)
                 specs.append(PathSpec(peer.name, local, remote))
-                link.paths.append(
-                    CommPath(
-                        self.me, peer.name, local, remote, self.port, key, self._connect_timeout,
-                        self._on_frame, self._on_connection, self._on_drop,
-                    )
-                )  # fmt: skip
+                link.paths.append(self._channel(peer.name, local, remote))
             self.peers[peer.name] = link
         self.heartbeat = Heartbeat(self.me, specs, self.port, key, self.timing, self._from_thread)
         self.heartbeat.on_drop = self._drop_from_thread
@@ -122,6 +117,72 @@ class ClusterNode:
         self._dropped = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop: asyncio.Event | None = None
+        self._listening: dict[str, asyncio.Task[None]] = {}  # local address -> its listener
+        self._dialing: dict[int, asyncio.Task[None]] = {}  # id(channel) -> its dialer
+
+    def _channel(self, peer: str, local: str, remote: str) -> CommPath:
+        return CommPath(
+            self.me, peer, local, remote, self.port, self.key, self._connect_timeout,
+            self._on_frame, self._on_connection, self._on_drop,
+        )  # fmt: skip
+
+    # -- comm paths changed at run time (SIGHUP) ---------------------------------
+
+    def path_changes(self, config: DaemonConfig) -> tuple[list[PathSpec], list[PathSpec]]:
+        """(added, removed) comm paths of the peers in `config`; ValueError when the
+        peers themselves differ (adding or removing a peer needs a restart)."""
+        new = {p.name: p for p in config.peer}
+        if set(new) != set(self.peers) or any(
+            new[n].witness != link.witness for n, link in self.peers.items()
+        ):
+            raise ValueError("the peers or their witness roles changed")
+        wanted = {
+            PathSpec(p.name, str(path.local), str(path.remote))
+            for p in config.peer
+            for path in p.paths
+        }
+        current = {
+            PathSpec(n, c.local, c.remote) for n, link in self.peers.items() for c in link.paths
+        }
+        return sorted(wanted - current, key=str), sorted(current - wanted, key=str)
+
+    def change_paths(self, added: list[PathSpec], removed: list[PathSpec]) -> None:
+        """Start and stop comm paths while running; the others carry on untouched."""
+        for spec in removed:
+            link = self.peers[spec.peer]
+            for channel in [
+                c for c in link.paths if (c.local, c.remote) == (spec.local, spec.remote)
+            ]:
+                link.paths.remove(channel)
+                task = self._dialing.pop(id(channel), None)
+                if task is not None:
+                    task.cancel()
+                channel.close()
+            self.heartbeat.remove_path(spec.local, spec.remote)
+            self._path_up.discard((spec.local, spec.remote))
+            self._path_reason.pop((spec.local, spec.remote), None)
+            self.events.add("path", f"comm path {spec.local}->{spec.remote} to {spec.peer} removed")
+        for spec in added:
+            channel = self._channel(spec.peer, spec.local, spec.remote)
+            self.peers[spec.peer].paths.append(channel)
+            self.heartbeat.add_path(spec)
+            self.events.add("path", f"comm path {spec.local}->{spec.remote} to {spec.peer} added")
+            if self._stop is not None:
+                self._start_path(channel, self._stop)
+        in_use = {c.local for link in self.peers.values() for c in link.paths}
+        for local in set(self._listening) - in_use:
+            self._listening.pop(local).cancel()
+
+    def _start_path(self, channel: CommPath, stop: asyncio.Event) -> None:
+        if channel.local not in self._listening:
+            self._listening[channel.local] = asyncio.create_task(
+                self._listen(channel.local, stop), name=f"listen {channel.local}"
+            )
+        if channel.dialer:
+            self._dialing[id(channel)] = asyncio.create_task(
+                channel.dial_forever(stop), name=f"dial {channel.name}"
+            )
 
     # -- timing and membership -------------------------------------------------
 
@@ -158,10 +219,7 @@ class ClusterNode:
 
     def has_quorum(self) -> bool:
         """With QUORUM=majority, True only when more than half the votes are seen."""
-        if self.tunables.get("QUORUM") != "majority":
-            return True
-        seen, total = self.votes()
-        return seen * 2 > total
+        return self.table.has_quorum(str(self.tunables.get("QUORUM")))
 
     def mark_ready(self) -> None:
         """This server's states are true now: its heartbeats say so."""
@@ -301,22 +359,18 @@ class ClusterNode:
     async def run(self, stop: asyncio.Event) -> None:
         """Start the heartbeats, listen on every local path address, dial what this server dials."""
         self._loop = asyncio.get_running_loop()
+        self._stop = stop
         self.heartbeat.start()
         ticker = asyncio.create_task(self._tick(stop), name="loop ticker")
-        servers = []
-        for local in sorted({p.local for link in self.peers.values() for p in link.paths}):
-            servers.append(asyncio.create_task(self._listen(local, stop), name=f"listen {local}"))
-        dialers = [
-            asyncio.create_task(p.dial_forever(stop), name=f"dial {p.name}")
-            for link in self.peers.values()
-            for p in link.paths
-            if p.dialer
-        ]
+        for link in self.peers.values():
+            for channel in link.paths:
+                self._start_path(channel, stop)
         try:
             await stop.wait()
         finally:
             self.heartbeat.stop()
-            for task in [ticker, *servers, *dialers, *self._tasks]:
+            tasks = [*self._listening.values(), *self._dialing.values(), *self._tasks]
+            for task in [ticker, *tasks]:
                 task.cancel()
             for link in self.peers.values():
                 for path in link.paths:

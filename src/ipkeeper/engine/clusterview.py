@@ -69,6 +69,7 @@ class ViewBuilder:
         self._stale: set[HierarchyId] = set()
         self._changed: set[HierarchyId] = set()
         self._held_since: dict[HierarchyId, float] = {}
+        self._dual: set[HierarchyId] = set()  # running here and elsewhere, not announced since
         self._pending_rids: set[str] = set()
         self._pending_servers: set[str] = set()
         self._pending_all = False
@@ -182,7 +183,9 @@ class ViewBuilder:
                 self._cache.pop(hid, None)
                 continue
             built = self.describe(members, hid)
-            self._cache[hid] = replace(built, held_since=self._track_holding(hid, built))
+            self._cache[hid] = replace(
+                built, held_since=self._track_holding(hid, built), dual=self._track_dual(hid, built)
+            )
         self._stale.clear()
         seen, total = self.table.votes()
         peers = {
@@ -199,6 +202,20 @@ class ViewBuilder:
             dict(self._cache),
             dict(self.attempts),
         )
+
+    def _track_dual(self, hid: HierarchyId, built: HierarchyView) -> bool:
+        """Whether this server has run the hierarchy alongside another since it last
+        announced it: once the other gives it up, this one must announce it again."""
+        if self.me not in built.running:
+            self._dual.discard(hid)
+        elif len(built.running) > 1:
+            self._dual.add(hid)
+        return hid in self._dual
+
+    def announced(self, hid: HierarchyId) -> None:
+        """The hierarchy was announced from here after a dual ended."""
+        self._dual.discard(hid)
+        self._stale.add(hid)
 
     def _track_holding(self, hid: HierarchyId, built: HierarchyView) -> float | None:
         """Since when this server holds the hierarchy (first seen holding it)."""

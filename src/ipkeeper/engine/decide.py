@@ -31,6 +31,7 @@ class Action(StrEnum):
     STAND_DOWN = "stand-down"  # another server holds it: record OSU here, touch nothing
     WAIT = "wait"  # something should happen, but not before `wait_until`
     SWITCH_BACK = "switch-back"  # move it to `target`, a better server that rejoined (R23)
+    ANNOUNCE = "announce"  # a split brain ended in this server's favour: announce it again
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,10 @@ def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> D
     - after a failed takeover, the next try waits 0.5 s, 1 s, 2 s ... up to
       10 s (the address may still answer somewhere);
     - with automatic switchback, a hierarchy held here moves to a better
-      server that (re)joined after this one took it (R23).
+      server that (re)joined after this one took it (R23);
+    - once a split brain ends with this server the only one running it, it
+      announces the hierarchy's addresses again (the loser removed them first),
+      or neighbours keep the loser's MAC.
     A decision that must wait says until when (`wait_until`).
     """
     h = view.hierarchies[hid]
@@ -217,6 +221,13 @@ def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> D
             Action.WAIT,
             f"in a minority: giving it up in {release_at - now:.1f}s unless quorum returns",
             wait_until=release_at,
+        )
+    if h.dual and h.running == {me}:
+        others = ", ".join(sorted(s for s, p in h.places.items() if s != me and p.alive)) or "-"
+        return Decision(
+            Action.ANNOUNCE,
+            f"no longer in service elsewhere (a split brain ended; {others} gave it up): "
+            "announcing it from here so that neighbours' caches follow",
         )
     decision = plan(h, view.alive(), me, quorum.has_quorum)
     if decision.action is Action.RESTORE:

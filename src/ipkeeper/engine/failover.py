@@ -43,6 +43,20 @@ log = logging.getLogger("ipkeeper.failover")
 SAFETY_PASS = 30.0  # seconds between full passes over every hierarchy
 
 
+async def announce_here(engine: Engine, ids: set[str], why: str, tag: str) -> None:
+    """Announce again every address of the hierarchy that is up here (and say so)."""
+    recs = [
+        rec
+        for rid in sorted(ids)
+        if (rec := engine.repo.resource(rid)) is not None
+        and hasattr(engine.kits.get(rec.kind), "announce_many")
+    ]
+    results = await engine.act_many(recs, "announce") if recs else []
+    done = [rec.tag_on(engine.server) for rec, r in zip(recs, results, strict=True) if r.ok]
+    what = ", ".join(done) if done else "nothing to announce"
+    engine.events.add("failover", f"{why}: {what}", tag=tag)
+
+
 class Failover:
     """Decides and acts for this server; see the module docstring."""
 
@@ -156,6 +170,9 @@ class Failover:
         elif decision.action is decide.Action.SWITCH_BACK and decision.target is not None:
             target = decision.target
             self._start(h.id, lambda: switch_back(engine, ids, target))
+        elif decision.action is decide.Action.ANNOUNCE:
+            self.view.announced(h.id)
+            self._start(h.id, lambda: announce_here(engine, ids, decision.reason, h.tag))
 
     def _take_over(self, batch: list[tuple[HierarchyId, HierarchyView, str]], now: float) -> None:
         """Bring every hierarchy of `batch` up here, together (one task, one kit batch)."""

@@ -140,6 +140,13 @@ class PeerTable:
         """(votes seen, votes in all): one per server and witness, this one included (R32)."""
         return 1 + sum(1 for r in self.peers.values() if r.alive), 1 + len(self.peers)
 
+    def has_quorum(self, mode: str) -> bool:
+        """With `mode` "majority", True only when more than half the votes are seen (R32)."""
+        if mode != "majority":
+            return True
+        seen, total = self.votes()
+        return seen * 2 > total
+
     def has_reported(self, name: str) -> bool:
         """True once `name` has reported ready states in its current life."""
         rec = self.peers.get(name)

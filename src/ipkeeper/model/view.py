@@ -38,6 +38,7 @@ class HierarchyView:
     places: Mapping[str, Place]
     extended_here: bool  # some member has an instance on this server
     held_since: float | None = None  # monotonic time since when this server holds it
+    dual: bool = False  # seen running here and elsewhere at once, not announced since
 
     @property
     def priorities(self) -> dict[str, int]:

@@ -184,10 +184,7 @@ class FakeNode:
 
     def has_quorum(self) -> bool:
         """See ClusterNode.has_quorum."""
-        if self.tunables.get("QUORUM") != "majority":
-            return True
-        seen, total = self.votes()
-        return seen * 2 > total
+        return self.table.has_quorum(str(self.tunables.get("QUORUM")))
 
     def mark_ready(self) -> None:
         """Nothing to tell: the fake has no heartbeats."""

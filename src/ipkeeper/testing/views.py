@@ -41,6 +41,7 @@ def scene(
     died_at: Mapping[str, float] | None = None,
     joined_at: Mapping[str, float] | None = None,
     held_since: float | None = None,
+    dual: bool = False,
     attempt: Attempt | None = None,
     started: float = 0.0,
 ) -> ClusterView:
@@ -64,8 +65,9 @@ def scene(
         for server, priority in priorities.items()
     }
     hierarchy = HierarchyView(
-        HID, frozenset({HID}), "ip-test", switchback, True, places, me in priorities, held_since
-    )
+        HID, frozenset({HID}), "ip-test", switchback, True, places, me in priorities, held_since,
+        dual,
+    )  # fmt: skip
     names = (set(priorities) | set(witnesses)) - {me}
     peers = {
         name: PeerView(

@@ -148,6 +148,24 @@ def _announce(kit: IPKit, specs: list[IPSpec]) -> None:
         packets.announce_many(ifname, [s.address for s in mine], count)
 
 
+def announce_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
+    """R7 again for VIPs that are up here: the announcements, nothing else."""
+    specs = [kit.spec(i) for i in instances]
+    here = [s for s in specs if kit.has_address(s)]
+    try:
+        _announce(kit, here)
+    except OSError as exc:
+        return [
+            KitResult(Outcome.FAILED_NODE, f"announcement failed: {exc}", step="announce")
+        ] * len(specs)
+    return [
+        KitResult.success(f"{s.address} announced on {s.interface}")
+        if s in here
+        else KitResult(Outcome.FAILED_NODE, f"{s.address} is not up here", step="announce")
+        for s in specs
+    ]
+
+
 def _sources(kit: IPKit, specs: list[IPSpec]) -> None:
     """R14: the subnet route's source, once per subnet (the last one brought up wins)."""
     last: dict[tuple[object, str], IPSpec] = {}

@@ -159,6 +159,11 @@ class IPKit:
         """`remove` for many VIPs at once: each one's result."""
         return batch.remove_many(self, instances)
 
+    def announce_many(self, instances: list[Instance]) -> list[KitResult]:
+        """Announce VIPs that are up here again (gratuitous ARP / unsolicited NA), so that
+        neighbours whose caches still point elsewhere (a split brain just ended) follow."""
+        return batch.announce_many(self, instances)
+
     def quick_check(self, instance: Instance) -> KitResult:
         """R9: address, link, reachability (pinging now); the first failing step and why."""
         spec = IPSpec.from_props(instance.props)
