@@ -1,7 +1,7 @@
 """ipkeeper at a user's scale: 10, 100, 1,000 VIPs on a pair of servers, next to keepalived.
 
     .venv/bin/python bench/scale.py --vips 10,100,1000 [--compare keepalived]
-                                    [--window 60] [--hogs 4] [--loss 10]
+                                    [--window 60] [--hogs 4] [--loss 10,30]
 
 For each number of VIPs (in 198.18.4.0/22, one group on s1, extended to s2),
 in a fresh lab, it prints:
@@ -13,7 +13,7 @@ in a fresh lab, it prints:
   second against the nominal (VIPs / CHECK_INTERVAL), heartbeat round trip,
   and false deaths (peers declared dead, paths down) on either server;
   again with HOGS processes spinning, and with LOSS % of the comm-path
-  packets dropped (nft in the servers' namespaces), when asked;
+  packets dropped (nft in the servers' namespaces; a window per value), when asked;
 - crash of s1 (frozen, cables pulled, killed): when 1 %, 50 % and 100 % of the
   VIPs answer a client from s2 (ARP, from the client's namespace);
 - switchover: the group moved back to s1 by an administrator, until every VIP
@@ -386,7 +386,7 @@ def measure_ipkeeper(count: int, args: argparse.Namespace) -> Row:
 def steady(row: Row, system: Ipkeeper, args: argparse.Namespace, lab: Topology) -> None:
     """The steady-state windows: quiet, with hogs, with loss."""
     variants = ["quiet"] + ([f"{args.hogs} hogs"] if args.hogs else [])
-    variants += [f"{args.loss} % loss"] if args.loss else []
+    variants += [f"{loss} % loss" for loss in args.loss]
     interval = 1.0
     for label in variants:
         marks = system.marks()
@@ -395,7 +395,7 @@ def steady(row: Row, system: Ipkeeper, args: argparse.Namespace, lab: Topology) 
         spinning = hogs(args.hogs) if "hogs" in label else []
         if "loss" in label:
             for node in lab.servers:
-                faults.lossy(node, args.loss)
+                faults.lossy(node, int(label.split()[0]))
         try:
             time.sleep(args.window)
         finally:
@@ -451,7 +451,12 @@ def main() -> None:
     parser.add_argument("--compare", choices=["keepalived"])
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--hogs", type=int, default=0)
-    parser.add_argument("--loss", type=int, default=0)
+    parser.add_argument(
+        "--loss",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[],
+        help="percent of comm-path packets dropped, one window each (e.g. 10,30)",
+    )
     args = parser.parse_args()
     counts = [int(n) for n in args.vips.split(",")]
     print(

@@ -78,6 +78,11 @@ async def test_automatic_switchback_when_the_better_server_rejoins(tmp_path: Pat
     assert cluster.holders("vip") == ["s2"]
     cluster.clock.advance(5)
     await cluster.restart("s1")
+    # SWITCHBACK_DELAY (5 s): s1 must stay up that long first, and s2 says so.
+    assert cluster.holders("vip") == ["s2"]
+    assert any("for s1 to be stable before switching back" in m for m in cluster.events("s2"))
+    cluster.clock.advance(5)
+    await cluster.settle()
     assert cluster.holders("vip") == ["s1"]
     assert any("automatic switchback to s1" in m for m in cluster.events("s2", "switchback"))
     await cluster.close()

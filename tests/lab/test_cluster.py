@@ -131,8 +131,18 @@ def test_crash_of_s1_and_its_return(
         assert holders([s1, s2], VIP) == ["s2"], story(s1, s2)  # s1 came back without the VIP
         assert any("s2 holds it now" in e["message"] for e in s1.events(TAG, s1.since))
     else:
+        waiting = wait_until(
+            lambda: next(
+                (e["message"] for e in s2.events(TAG, s2.since) if "to be stable" in e["message"]),
+                None,
+            ),
+            5,
+            message="s2 waits SWITCHBACK_DELAY for s1 to be stable",
+        )
+        assert "SWITCHBACK_DELAY=5s" in waiting
+        assert holders([s1, s2], VIP) == ["s2"]  # not before s1 has been up 5 s
         wait_until(
-            lambda: holders([s1, s2], VIP) == ["s1"], 5, message="automatic switchback to s1"
+            lambda: holders([s1, s2], VIP) == ["s1"], 10, message="automatic switchback to s1"
         )
         assert any("automatic switchback to s1" in e["message"] for e in s2.events(TAG, s2.since))
     assert probe.ping(client, VIP) is not None

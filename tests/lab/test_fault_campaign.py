@@ -93,3 +93,95 @@ def test_a_backup_resumed_from_a_pause_does_not_act_on_the_time_it_slept(
     finally:
         os.kill(pid, signal.SIGCONT)
         s2.tune()
+
+
+def test_a_flapping_lan_cable_moves_nothing_and_a_cable_pulled_for_good_still_fails_over(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    # Item 10: links down for 50-150 ms, again and again, are shorter than
+    # LINK_DEBOUNCE (0.3 s) and trigger no recovery and no failover.
+    s1, s2 = pair
+    vip_with_backup(s1)
+    s1_node = lab.node("s1")
+    for down in (0.05, 0.1, 0.15) * 4:
+        faults.set_switch_port(s1_node, "eth0", False)
+        time.sleep(down)  # the flap itself (not a synchronisation)
+        faults.set_switch_port(s1_node, "eth0", True)
+        time.sleep(0.3)
+    time.sleep(1.5)  # the debounce and a check interval: what would move, has moved
+    assert holders([s1, s2], VIP) == ["s1"] and s1.state(TAG) == "ISP"
+    moved = [e["message"] for e in s1.events(after=s1.since) if e["kind"] in ("failover",)]
+    assert moved == []
+    flaps = [e for e in s1.events(TAG, s1.since) if "LINK_DEBOUNCE" in e["message"]]
+    assert flaps, "the flaps are reported"
+    # A cable that stays out is still a failover, LINK_DEBOUNCE later.
+    faults.set_switch_port(s1_node, "eth0", False)
+    try:
+        wait_until(lambda: s2.state(TAG) == "ISP", 10, message="s2 takes over")
+    finally:
+        faults.set_switch_port(s1_node, "eth0", True)
+
+
+def test_a_holder_whose_database_was_wiped_keeps_the_vip_after_it_restarts(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    # Item 6: s2 holds the VIP; its store is lost; it restarts, learns the
+    # definitions from s1 again, and must keep what is up rather than take it down.
+    s1, s2 = pair
+    vip_with_backup(s1)
+    s1.json("in-service", TAG, "--server", "s2")
+    wait_until(lambda: holders([s1, s2], VIP) == ["s2"], 10, message="on s2")
+    node = lab.node("s2")
+    daemons.kill(node)
+    state = daemons.server_dir(node) / "state"
+    for leftover in state.glob("ipkeeper.db*"):
+        leftover.unlink()
+    daemons.start(node)
+    wait_until(lambda: s2.state(TAG) == "ISP", 15, message="s2 adopted it")
+    assert holders([s1, s2], VIP) == ["s2"]
+    assert any("store was rebuilt" in e["message"] for e in s2.events(TAG))
+
+
+def test_a_standby_restarted_just_after_the_holder_crashed_takes_it_over(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    # Item 5: s1 crashes and s2's daemon dies 10-40 ms later; restarted, s2 has never
+    # heard from s1 in its new life and knows nothing of what s1 held. Nobody answers
+    # for the VIP, so it is taken over (the unique-address check would refuse if it
+    # still answered somewhere).
+    s1, s2 = pair
+    vip_with_backup(s1)
+    faults.crash(lab.node("s1"))
+    time.sleep(0.02)  # within the dead time: s2 has not judged s1 yet (the fault itself)
+    daemons.kill(lab.node("s2"))
+    daemons.start(lab.node("s2"))
+    wait_until(lambda: s2.state(TAG) == "ISP", 10, message="s2 takes it over (bound: 10 s)")
+    assert holders([s2], VIP) == ["s2"]
+    reasons = [e["message"] for e in s2.events(TAG, s2.since)]
+    assert any("not heard from since this server started" in m for m in reasons), reasons
+    # An administrator's out-of-service survives the same restart.
+    s2.json("out-of-service", TAG)
+    daemons.kill(lab.node("s2"))
+    daemons.start(lab.node("s2"))
+    time.sleep(2)  # a restart and its first decisions (what would come back, has)
+    assert s2.state(TAG) == "OSU" and not s2.has_address(VIP)
+
+
+def test_a_server_isolated_then_restarted_gets_its_vip_back_by_automatic_switchback(
+    pair: tuple[LabServer, LabServer], lab: Topology
+) -> None:
+    # Item 11: s1 loses every cable; its checks fail and it gives the VIP up (OSF)
+    # while s2 takes it over. Restarted with its network back, s1 is eligible again.
+    s1, s2 = pair
+    vip_with_backup(s1, "--switchback", "automatic")
+    node = lab.node("s1")
+    faults.unplug(node)
+    wait_until(lambda: s2.state(TAG) == "ISP", 15, message="s2 takes over")
+    wait_until(lambda: s1.state(TAG, "s1") == "OSF", 15, message="s1 gives it up")
+    faults.plug(node)
+    daemons.kill(node)
+    daemons.start(node)
+    wait_until(
+        lambda: holders([s1, s2], VIP) == ["s1"], 20, message="switched back to s1 (bound: 20 s)"
+    )
+    assert any("switchback to s1" in e["message"] for e in s2.events(TAG, s2.since))

@@ -220,3 +220,52 @@ def test_automatic_switchback_to_a_better_server_that_rejoined_after_the_takeove
     failed_there = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=10.0,
                          joined_at={"s1": 20.0}, failed={"s1"})  # fmt: skip
     assert at(failed_there).action is Action.NOTHING
+
+
+def test_switchback_waits_until_the_better_server_has_been_up_switchback_delay() -> None:
+    prio = {"s1": 1, "s2": 10}
+    back = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=10.0,
+                 joined_at={"s1": 95.0})  # fmt: skip
+    steady = Policy(switchback_delay=10.0)
+    waiting = at(back, 100.0, steady)
+    assert waiting.action is Action.WAIT and waiting.wait_until == 105.0
+    assert waiting.reason == (
+        "waiting 5.0s more for s1 to be stable before switching back (SWITCHBACK_DELAY=10s)"
+    )
+    assert at(back, 105.0, steady).action is Action.SWITCH_BACK
+    # A server that flaps rejoins again and again: each return starts the wait over.
+    again = scene("s2", prio, holders={"s2"}, switchback="automatic", held_since=10.0,
+                  joined_at={"s1": 104.0})  # fmt: skip
+    assert at(again, 105.0, steady).action is Action.WAIT
+
+
+def test_an_active_resource_known_only_from_a_peer_s_definitions_is_adopted() -> None:
+    # The holder's store was wiped and rebuilt from its peer: nothing here ever
+    # decided to take it down, so what is up is kept (one holder, not none).
+    learnt = reconcile(ResourceState.OSU, None, active=True, learnt=True)
+    assert learnt.action is Action.ADOPT and "store was rebuilt" in learnt.reason
+    assert reconcile(ResourceState.OSU, None, active=True).action is Action.REMOVE
+    assert reconcile(ResourceState.OSU, None, active=False, learnt=True).action is Action.NOTHING
+    held = defer_to_holders(learnt, {"s1"}, active=True)
+    assert held.action is Action.REMOVE  # ... unless another server runs it
+
+
+def test_a_peer_never_heard_since_start_may_hold_anything_so_an_address_is_checked() -> None:
+    prio = {"s1": 1, "s2": 10}
+    # s2 restarted just after s1 died (or only s2 came back after a power cut).
+    alone = scene("s2", prio, alive={"s2"})
+    taken = at(alone)
+    assert taken.action is Action.RESTORE
+    assert taken.reason.startswith("s1 not heard from since this server started, and nobody")
+    # An administrator had taken it out of service: it stays out.
+    withdrawn = scene("s2", prio, alive={"s2"}, withdrawn=True)
+    assert at(withdrawn).action is Action.NOTHING
+    # s1 was heard, then died, holding nothing: plainly out of service.
+    heard = scene("s2", prio, alive={"s2"}, died_at={"s1": 50.0})
+    assert at(heard).reason == "out of service"
+
+
+def test_a_failure_recorded_before_a_restart_is_forgotten_at_start_up() -> None:
+    # Item 11: otherwise a repaired server never gets its hierarchy back by switchback.
+    assert reconcile(ResourceState.OSF, None, active=False).action is Action.STAND_DOWN
+    assert reconcile(ResourceState.OSF, None, active=True).action is Action.REMOVE

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from ipkeeper.model.states import ResourceState
+from ipkeeper.model.states import EXTENDED_HERE, ResourceState
 from ipkeeper.store.repo import InstanceRecord, Repo, ResourceRecord
 
 
@@ -147,7 +147,7 @@ def apply(repo: Repo, doc: dict[str, Any], me: str) -> Applied:
             )
         repo.set_children(rid, list(doc["children"]))
         if here is not None and state is None:
-            repo.set_state(rid, ResourceState.OSU, "extended here")
+            repo.set_state(rid, ResourceState.OSU, EXTENDED_HERE)
         elif here is None and state is not None:
             repo.drop_state(rid)
     return Applied.APPLIED

@@ -294,7 +294,12 @@ class ClusterService:
         return await self._move_and_report(hierarchy_up, peer, params)
 
     async def _down(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
-        return await self._move_and_report(hierarchy_down, peer, params)
+        withdraw = params.get("withdraw") is True
+
+        async def down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
+            return await hierarchy_down(engine, ids, why, withdraw)
+
+        return await self._move_and_report(down, peer, params)
 
     async def _move_and_report(
         self,

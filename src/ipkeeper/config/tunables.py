@@ -219,6 +219,21 @@ TUNABLES: dict[str, Tunable] = {
             "an event identical to one this recent adds to its count instead of a row",
         ),
         Tunable(
+            "SWITCHBACK_DELAY",
+            5.0,
+            _number(float, 0, 3600),
+            "s",
+            "automatic switchback waits until the better server has been up this long "
+            "(a flapping server never gets it back)",
+        ),
+        Tunable(
+            "LINK_DEBOUNCE",
+            0.3,
+            _number(float, 0, 60),
+            "s",
+            "a link down for less than this triggers no recovery or failover",
+        ),
+        Tunable(
             "RECOVERY_WINDOW",
             60.0,
             _number(float, 1, 86400),

@@ -52,11 +52,13 @@ class ViewBuilder:
         table: PeerTable,
         handed_over: StoredSet,
         clock: Callable[[], float] = time.monotonic,
+        withdrawn: StoredSet | None = None,
     ) -> None:
         self.me = me
         self.repo = repo
         self.table = table
         self.handed_over = handed_over
+        self.withdrawn = withdrawn
         self.clock = clock
         self.quorum_mode: Callable[[], str] = lambda: "none"
         self.minority_since: float | None = None
@@ -251,6 +253,7 @@ class ViewBuilder:
             any(r.kind == "ip" for r in records),
             places,
             extended_here,
+            withdrawn=self.withdrawn is not None and any(r in self.withdrawn for r in members),
         )
 
     def _place(self, server: str, priority: int, members: frozenset[str]) -> Place:

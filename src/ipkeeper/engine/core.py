@@ -70,7 +70,12 @@ class Engine:
         # another server to take over; reported to peers until somebody does
         # (stored: a restart in between must not lose the hand-over).
         self.handed_over = StoredSet(repo, "handed_over")
-        self.view = ViewBuilder(server, repo, self.table, self.handed_over)
+        # Hierarchies an administrator took out of service: nothing but an
+        # administrator brings them back, not even a restart with peers unheard.
+        self.withdrawn = StoredSet(repo, "withdrawn")
+        self.view = ViewBuilder(
+            server, repo, self.table, self.handed_over, withdrawn=self.withdrawn
+        )
         self.view.quorum_mode = lambda: str(tunables.get("QUORUM"))
 
     def close(self) -> None:

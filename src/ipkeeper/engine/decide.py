@@ -93,11 +93,20 @@ def on_local_failure(
     )
 
 
-def reconcile(state: ResourceState | None, pending: str | None, active: bool) -> Decision:
+def reconcile(
+    state: ResourceState | None, pending: str | None, active: bool, learnt: bool = False
+) -> Decision:
     """At start-up: what the store says against what the system shows.
 
     An interrupted action is finished; an instance recorded in service but not
-    active is restored; one active but recorded out of service is removed.
+    active is restored; one active but recorded out of service is removed,
+    unless the record was only `learnt` from a peer's definitions (this
+    server's own store was lost and rebuilt): then nothing here ever decided to
+    take it down, and it is adopted (where another server holds it, the caller
+    defers to that holder as always). A failure recorded before the restart
+    (OSF) is forgotten: a restart is when an administrator has repaired a
+    server, so it stands by again, eligible for takeover and switchback (if
+    the fault is still there, its first check says so).
     """
     seen = "active" if active else "not active"
     if pending == "create":
@@ -113,12 +122,30 @@ def reconcile(state: ResourceState | None, pending: str | None, active: bool) ->
         return Decision(Action.ADOPT, "recorded in service and active: adopted")
     if recorded_in:
         return Decision(Action.RESTORE, "recorded in service but not active: bringing it up")
+    if state is ResourceState.OSF and not active:
+        return Decision(
+            Action.STAND_DOWN,
+            "out of service after a failure before this restart: standing by again "
+            "(eligible for takeover and automatic switchback)",
+        )
+    if active and learnt:
+        return Decision(
+            Action.ADOPT,
+            "active here and known only from a peer's definitions (this server's store was "
+            "rebuilt): adopted",
+        )
     if active:
         return Decision(Action.REMOVE, "recorded out of service but active: taking it down")
     return Decision(Action.NOTHING, "out of service, as recorded")
 
 
-def plan(h: HierarchyView, alive: set[str], here: str, may_take_over: bool) -> Decision:
+def plan(
+    h: HierarchyView,
+    alive: set[str],
+    here: str,
+    may_take_over: bool,
+    unknown: frozenset[str] = frozenset(),
+) -> Decision:
     """What this server should do about one hierarchy, given who holds it (R22, R32).
 
     - Running on more than one live server (split brain): all but the best
@@ -131,6 +158,13 @@ def plan(h: HierarchyView, alive: set[str], here: str, may_take_over: bool) -> D
       priority where it has not failed takes it over, if it may. A server
       where it failed is used only when no other is left, and a server never
       takes back what it gave up itself.
+    - Held by nobody alive, with some server it is extended to dead and never
+      heard from since this server started (`unknown`: both lost power and
+      only this one came back, or this daemon restarted just after that
+      server died): what that server held is unknown, so a hierarchy with an
+      address is taken over as if it had died holding it (the unique-address
+      check refuses if the address still answers), unless an administrator
+      took it out of service. One without an address is left alone.
     """
     priorities = h.priorities
     running, holders = h.running, h.holders
@@ -145,18 +179,14 @@ def plan(h: HierarchyView, alive: set[str], here: str, may_take_over: bool) -> D
         return Decision(Action.NOTHING, "in service here and elsewhere; the others give it up")
     if holders:
         return Decision(Action.NOTHING, f"in service on {', '.join(sorted(holders))}")
-    dead, abandoned = h.dead_holders, h.abandoned
-    if not dead and not abandoned:
-        return Decision(Action.NOTHING, "out of service")
+    lost = _why_lost(h, unknown)
+    if isinstance(lost, Decision):
+        return lost
+    why, given_up_by = lost
     unheard = h.unheard(here)
     if unheard:
         return Decision(Action.NOTHING, f"waiting to hear from {', '.join(sorted(unheard))}")
-    if dead:
-        why = f"{', '.join(sorted(dead))} died holding it"
-        fallback = failover_target(priorities, alive)
-    else:
-        why = f"{', '.join(sorted(abandoned))} gave it up after a failure"
-        fallback = failover_target(priorities, alive, exclude=set(abandoned))
+    fallback = failover_target(priorities, alive, exclude=set(given_up_by))
     target = failover_target(priorities, alive, exclude=set(h.failed)) or fallback
     if target is None:
         return Decision(Action.NOTHING, f"{why} and no live server can take it over")
@@ -165,6 +195,28 @@ def plan(h: HierarchyView, alive: set[str], here: str, may_take_over: bool) -> D
     if not may_take_over:
         return Decision(Action.NOTHING, f"{why}, but without quorum this server takes nothing over")
     return Decision(Action.RESTORE, f"{why}; taking it over (priority {priorities[here]})", here)
+
+
+def _why_lost(h: HierarchyView, unknown: frozenset[str]) -> tuple[str, frozenset[str]] | Decision:
+    """Why nobody alive holds a hierarchy that someone should: (the reason, the servers
+    that gave it up themselves), or the decision to leave it alone (see `plan`)."""
+    dead, abandoned = h.dead_holders, h.abandoned
+    if dead:
+        return f"{', '.join(sorted(dead))} died holding it", frozenset()
+    if abandoned:
+        return f"{', '.join(sorted(abandoned))} gave it up after a failure", abandoned
+    if not unknown:
+        return Decision(Action.NOTHING, "out of service")
+    if h.withdrawn:
+        return Decision(Action.NOTHING, "out of service (an administrator took it out)")
+    names = ", ".join(sorted(unknown))
+    if not h.guarded:
+        return Decision(
+            Action.NOTHING,
+            f"{names} not heard from since this server started: whether it holds this "
+            "hierarchy is unknown, and without an address nothing can tell",
+        )
+    return f"{names} not heard from since this server started, and nobody holds it", frozenset()
 
 
 @dataclass(frozen=True)
@@ -176,6 +228,7 @@ class Policy:
     quorum_grace: float = 1.0
     retry_first: float = 0.5
     retry_max: float = 10.0
+    switchback_delay: float = 0.0
 
     @classmethod
     def from_tunables(cls, tunables: Tunables) -> Policy:
@@ -184,6 +237,7 @@ class Policy:
             tunables.get("QUORUM"),
             tunables.get("QUORUM_RELEASE"),
             tunables.get("QUORUM_GRACE"),
+            switchback_delay=tunables.get("SWITCHBACK_DELAY"),
         )
 
 
@@ -200,7 +254,8 @@ def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> D
     - after a failed takeover, the next try waits 0.5 s, 1 s, 2 s ... up to
       10 s (the address may still answer somewhere);
     - with automatic switchback, a hierarchy held here moves to a better
-      server that (re)joined after this one took it (R23);
+      server that (re)joined after this one took it, once that server has
+      been up SWITCHBACK_DELAY (R23; a server that flaps never gets it back);
     - once a split brain ends with this server the only one running it, it
       announces the hierarchy's addresses again (the loser removed them first),
       or neighbours keep the loser's MAC.
@@ -229,11 +284,20 @@ def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> D
             f"no longer in service elsewhere (a split brain ended; {others} gave it up): "
             "announcing it from here so that neighbours' caches follow",
         )
-    decision = plan(h, view.alive(), me, quorum.has_quorum)
+    unknown = frozenset(
+        s
+        for s, place in h.places.items()
+        if s != me
+        and not place.alive
+        and (peer := view.peers.get(s)) is not None
+        and peer.joined_at is None
+        and peer.died_at is None
+    )
+    decision = plan(h, view.alive(), me, quorum.has_quorum, unknown)
     if decision.action is Action.RESTORE:
         return _when_to_take_over(view, h, now, policy, decision)
     if decision.action is Action.NOTHING and here is not None and here.running:
-        return _switchback(view, h, decision)
+        return _switchback(view, h, decision, now, policy)
     return decision
 
 
@@ -269,7 +333,9 @@ def _when_to_take_over(
     return decision
 
 
-def _switchback(view: ClusterView, h: HierarchyView, decision: Decision) -> Decision:
+def _switchback(
+    view: ClusterView, h: HierarchyView, decision: Decision, now: float, policy: Policy
+) -> Decision:
     if h.switchback != "automatic":
         return decision
     me = view.me
@@ -291,9 +357,20 @@ def _switchback(view: ClusterView, h: HierarchyView, decision: Decision) -> Deci
     if not better:
         return decision
     best = min(better, key=lambda s: (h.priorities[s], s))
+    joined = view.peers[best].joined_at
+    assert joined is not None
+    stable_at = joined + policy.switchback_delay
+    if now < stable_at:
+        return Decision(
+            Action.WAIT,
+            f"waiting {stable_at - now:.1f}s more for {best} to be stable before switching "
+            f"back (SWITCHBACK_DELAY={policy.switchback_delay:g}s)",
+            best,
+            wait_until=stable_at,
+        )
     return Decision(
         Action.SWITCH_BACK,
-        f"automatic switchback to {best} (better priority, rejoined)",
+        f"automatic switchback to {best} (better priority, up for {now - joined:.1f}s)",
         best,
     )
 

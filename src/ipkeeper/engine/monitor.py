@@ -59,6 +59,7 @@ class Monitor:
         self._heap: list[float] = []
         self.running: set[str] = set()
         self.recoveries: dict[str, list[float]] = {}
+        self.link_down: dict[str, float] = {}  # resource -> when its check first saw no link
         self.checks = 0
         self.wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -166,11 +167,13 @@ class Monitor:
             engine.metrics.checked(
                 recs[0].kind, [i.tag for i in instances], results, time.monotonic() - started
             )
-            last = engine.last_check
+            last, link_down = engine.last_check, self.link_down
             for rec, result in zip(recs, results, strict=True):
                 last[rec.id] = (result, at)
                 if not result.ok:
                     self._spawn(self._failed(rec.id, result))
+                elif link_down:
+                    link_down.pop(rec.id, None)
             self.checks += len(recs)
         except Exception:
             log.exception("checks of %d resources failed unexpectedly", len(recs))
@@ -185,6 +188,27 @@ class Monitor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _debounced(self, rid: str, tag: str, result: KitResult, now: float) -> bool:
+        """A link that went down less than LINK_DEBOUNCE ago may come straight back (a
+        flapping cable, a switch port bouncing): check again then instead of acting."""
+        if result.step != "link":
+            return False
+        debounce = self.engine.tunables.get("LINK_DEBOUNCE")
+        since = self.link_down.setdefault(rid, now)
+        if now - since >= debounce:
+            return False
+        if since == now:
+            self.engine.events.add(
+                "check-failed",
+                f"quick_check failed ({result.reason}); acting only if the link is still down "
+                f"after LINK_DEBOUNCE ({debounce:g}s)",
+                tag=tag,
+                step=result.step,
+            )
+        self._due([rid], since + debounce)
+        self.wakeup.set()
+        return True
+
     async def _failed(self, rid: str, result: KitResult) -> None:
         engine = self.engine
         async with engine.locks.hold(lambda: engine.hierarchy_of(rid)) as ids:
@@ -194,6 +218,8 @@ class Monitor:
                 return  # an administrator changed it meanwhile
             tag = rec.tag_on(engine.server)
             now = time.monotonic()
+            if self._debounced(rid, tag, result, now):
+                return
             window = engine.tunables.get("RECOVERY_WINDOW")
             recent = [t for t in self.recoveries.get(rid, []) if now - t < window]
             decision = decide.on_check_failure(

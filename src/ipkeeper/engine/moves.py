@@ -29,6 +29,7 @@ async def hierarchy_up(engine: Engine, ids: set[str], why: str) -> dict[str, Any
     first = next(iter(ids))
     async with engine.locks.hold(lambda: engine.hierarchy_of(first) | ids):
         engine.handed_over.discard(ids)
+        engine.withdrawn.discard(ids)
         result = await engine.bring_up(ids, why)
     return _outcome(engine, ids, result, "restore")
 
@@ -48,13 +49,20 @@ async def bring_up_many_here(
 
     async with engine.locks.hold(members):
         engine.handed_over.discard(everything)
+        engine.withdrawn.discard(everything)
         return await engine.bring_up_many(groups)
 
 
-async def hierarchy_down(engine: Engine, ids: set[str], why: str) -> dict[str, Any]:
-    """Take `ids` out of service on this server (parents first); OpError when it fails."""
+async def hierarchy_down(
+    engine: Engine, ids: set[str], why: str, withdraw: bool = False
+) -> dict[str, Any]:
+    """Take `ids` out of service on this server (parents first); OpError when it fails.
+    With `withdraw` (an administrator's out-of-service) it is remembered, so that no
+    takeover brings it back, even after a restart."""
     async with engine.locks.hold(lambda: ids):
-        engine.handed_over.discard(ids)  # an administrator decided: nobody is to take it over now
+        engine.handed_over.discard(ids)  # nobody is to take it over now
+        if withdraw:
+            engine.withdrawn.add(ids)
         retire_dead_holders(engine, ids)
         result = await engine.take_down(ids, why)
     return _outcome(engine, ids, result, "remove")
@@ -80,14 +88,15 @@ async def up_on(engine: Engine, server: str, ids: set[str], why: str) -> None:
         )
 
 
-async def down_on(engine: Engine, server: str, ids: set[str], why: str) -> None:
-    """Take `ids` out of service on `server` (this one or a peer)."""
+async def down_on(
+    engine: Engine, server: str, ids: set[str], why: str, withdraw: bool = False
+) -> None:
+    """Take `ids` out of service on `server` (this one or a peer); see hierarchy_down."""
     if server == engine.server:
-        await hierarchy_down(engine, ids, why)
+        await hierarchy_down(engine, ids, why, withdraw)
     else:
-        await engine.peers.request(
-            server, "hierarchy.down", {"ids": sorted(ids), "why": why}, timeout=600
-        )
+        params = {"ids": sorted(ids), "why": why, "withdraw": withdraw}
+        await engine.peers.request(server, "hierarchy.down", params, timeout=600)
 
 
 def _state_of(engine: Engine, rid: str) -> str | None:
@@ -176,10 +185,10 @@ async def out_of_service(engine: Engine, tag: str) -> dict[str, Any]:
     here = {engine.server} if engine.repo.local_state(rec.id) else set()
     first = (now.holders | now.abandoned | here) & alive
     for server in sorted(first):
-        await down_on(engine, server, ids, "out of service (administrator)")
+        await down_on(engine, server, ids, "out of service (administrator)", withdraw=True)
     for server in sorted((set(now.priorities) & alive) - first):
         try:
-            await down_on(engine, server, ids, "out of service (administrator)")
+            await down_on(engine, server, ids, "out of service (administrator)", withdraw=True)
         except OpError as exc:  # it holds nothing; it only could not be told
             engine.events.add("admin", f"{server} not told: {exc.reason}", tag=tag)
     return {

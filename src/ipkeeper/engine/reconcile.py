@@ -13,7 +13,7 @@ from ipkeeper.engine import decide
 from ipkeeper.engine.admin import finish_delete
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.placement import placement
-from ipkeeper.model.states import ResourceState
+from ipkeeper.model.states import EXTENDED_HERE, ResourceState
 from ipkeeper.store.repo import ResourceRecord
 
 
@@ -73,8 +73,9 @@ async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
         for rid in mine:
             st, up = states[rid], active.get(rid, False)
             holders = (where.running if up and where.guarded else where.holders) - {engine.server}
+            learnt = st.reason == EXTENDED_HERE
             decision = decide.defer_to_holders(
-                decide.reconcile(st.state, st.pending, up), set(holders), up
+                decide.reconcile(st.state, st.pending, up, learnt), set(holders), up
             )
             decisions[rid] = decision
     with engine.repo.db.transaction():

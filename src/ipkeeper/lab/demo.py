@@ -117,12 +117,13 @@ def story(n: Narrator) -> dict[str, object]:
         n.console.print(f"client: {VIP} answers from s1")
         silence, _ = watch_crash(n, prober)
         n.say(
-            "s1 comes back: cables in, daemon restarted; the VIP moves home (automatic switchback)."
+            "s1 comes back: cables in, daemon restarted; the VIP moves home (automatic "
+            "switchback, once s1 has been up SWITCHBACK_DELAY, 5 s)."
         )
         since = n.servers["s2"].mark()
         back_at = time.monotonic()
         faults.recover(n.lab.node("s1"))
-        wait_until(lambda: prober.first_from("s1", back_at), 10, message="the VIP back on s1")
+        wait_until(lambda: prober.first_from("s1", back_at), 20, message="the VIP back on s1")
         time.sleep(0.3)
         home = prober.first_from("s1", back_at) or back_at
         moving = prober.longest_silence(back_at, time.monotonic())

@@ -55,3 +55,9 @@ class KitResult:
     def success(cls, reason: str, **kw: Any) -> KitResult:
         """A successful result."""
         return cls(Outcome.OK, reason, **kw)
+
+
+# The reason of a state recorded only because a peer's definition names this server:
+# nothing was ever decided here about that instance (a fresh extension, or a store
+# rebuilt from a peer's definitions after it was lost).
+EXTENDED_HERE = "extended here"

@@ -39,6 +39,7 @@ class HierarchyView:
     extended_here: bool  # some member has an instance on this server
     held_since: float | None = None  # monotonic time since when this server holds it
     dual: bool = False  # seen running here and elsewhere at once, not announced since
+    withdrawn: bool = False  # an administrator took it out of service; nothing brings it back
 
     @property
     def priorities(self) -> dict[str, int]:

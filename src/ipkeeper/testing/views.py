@@ -42,6 +42,7 @@ def scene(
     joined_at: Mapping[str, float] | None = None,
     held_since: float | None = None,
     dual: bool = False,
+    withdrawn: bool = False,
     attempt: Attempt | None = None,
     started: float = 0.0,
 ) -> ClusterView:
@@ -66,7 +67,7 @@ def scene(
     }
     hierarchy = HierarchyView(
         HID, frozenset({HID}), "ip-test", switchback, True, places, me in priorities, held_since,
-        dual,
+        dual, withdrawn,
     )  # fmt: skip
     names = (set(priorities) | set(witnesses)) - {me}
     peers = {
