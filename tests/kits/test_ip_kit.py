@@ -13,8 +13,8 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.kit import IPKit
 from ipkeeper.kits.ip.params import IPAddress
+from ipkeeper.lab import faults, probe
 from ipkeeper.lab import netns as ns
-from ipkeeper.lab import probe
 from ipkeeper.lab.topology import SWITCH_NS, Topology
 from ipkeeper.model.resource import Instance
 from ipkeeper.testing import wait_until
@@ -292,3 +292,22 @@ def test_host_copy_follows_an_address_carried_with_two_prefixes(kit: Setup, lab:
     finally:
         host.stop()
         on(node, lambda: netlink.delete_addresses([("eth0", wide), ("eth0", narrow)]))
+
+
+def test_host_copy_tells_its_listeners_of_a_lost_carrier(kit: Setup, lab: Topology) -> None:
+    # The monitor checks a VIP at once when its link changes: it hears of it here.
+    node = lab.node("s1")
+    host = on(node, lambda: netlink.HostNet().start())
+    told: list[netlink.HostChange] = []
+    host.listeners.append(told.extend)
+    try:
+        faults.set_switch_port(node, "eth0", False)
+        wait_until(
+            lambda: any(c.ifname == "eth0" and c.address is None for c in told), 5, message="told"
+        )
+        assert not host.link_state("eth0").carrier
+        faults.set_switch_port(node, "eth0", True)
+        wait_until(lambda: host.link_state("eth0").carrier, 5, message="carrier back")
+    finally:
+        faults.set_switch_port(node, "eth0", True)
+        host.stop()

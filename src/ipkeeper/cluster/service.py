@@ -28,6 +28,8 @@ from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.extend import check_extension, extend
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 from ipkeeper.engine.peertable import Reported
+from ipkeeper.engine.reconcile import reconcile
+from ipkeeper.model.states import EXTENDED_HERE
 
 log = logging.getLogger("ipkeeper.cluster")
 
@@ -43,6 +45,7 @@ class ClusterService:
         # its recorded states may be stale: it reports them as not ready, and
         # peers take it to hold nothing yet.
         self.ready = False
+        self._background: set[asyncio.Future[Any]] = set()
         self.boot = uuid.uuid4().hex  # this run of the daemon, so peers can order our reports
         self._sequence = 0
         self.on_peer: list[Callable[[str, bool], None]] = []
@@ -240,6 +243,20 @@ class ClusterService:
         outcome: dict[str, str] = {}
         with engine.repo.db.transaction():  # one commit, one read-back, for the whole batch
             self._apply_batch(peer, data, outcome)
+        learnt = {
+            rid
+            for rid, result in outcome.items()
+            if result == catalog.Applied.APPLIED.value
+            and (st := engine.repo.local_state(rid)) is not None
+            and st.reason == EXTENDED_HERE
+            and st.pending is None
+        }
+        if learnt and self.ready:
+            # Extended here after start-up (or this server's store was rebuilt from the
+            # peer's): what is already active here is adopted, not left unmanaged.
+            task = asyncio.ensure_future(reconcile(engine, learnt))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         return outcome
 
     def _apply_batch(self, peer: str, data: dict[str, Any], outcome: dict[str, str]) -> None:

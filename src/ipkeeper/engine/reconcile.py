@@ -56,9 +56,12 @@ async def probe_all(engine: Engine, rids: list[str]) -> dict[str, bool]:
     return found
 
 
-async def reconcile(engine: Engine) -> dict[str, decide.Decision]:
-    """Decide and carry out what every local instance needs; returns the decisions."""
+async def reconcile(engine: Engine, only: set[str] | None = None) -> dict[str, decide.Decision]:
+    """Decide and carry out what every local instance needs (or only those of `only`:
+    definitions learnt from a peer after start-up); returns the decisions."""
     states = engine.repo.local_states()
+    if only is not None:
+        states = {rid: st for rid, st in states.items() if rid in only}
     active = await probe_all(engine, list(states))
     decisions: dict[str, decide.Decision] = {}
     for ids in engine.graph().components():
@@ -101,6 +104,10 @@ async def _carry_out(engine: Engine, decisions: dict[str, decide.Decision]) -> N
     with engine.repo.db.transaction():
         for rid in _having(decisions, decide.Action.STAND_DOWN):
             engine.repo.set_state(rid, ResourceState.OSU, decisions[rid].reason)
+        for rid in _having(decisions, decide.Action.ADOPT):
+            st, rec = engine.repo.local_state(rid), engine.repo.resource(rid)
+            if st is not None and rec is not None and not st.state.in_service:
+                engine.repo.set_state(rid, engine.in_service_state(rec), decisions[rid].reason)
         for rid in _having(decisions, decide.Action.REMOVE):
             st = engine.repo.local_state(rid)
             if st is not None:

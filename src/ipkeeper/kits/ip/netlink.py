@@ -12,6 +12,7 @@ import errno
 import ipaddress
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -601,13 +602,16 @@ class HostNet:
         applied, and told to the listeners, once rather than a thousand times."""
         assert self._sock is not None
         chunks = [first]
-        while len(chunks) < 10_000:
+        # Only what is queued now: the socket has a timeout, under which CPython would
+        # wait for more even with MSG_DONTWAIT, so look first without waiting.
+        while len(chunks) < 10_000 and select.select([self._sock], [], [], 0)[0]:
             try:
                 chunks.append(self._sock.recv(1 << 20, socket.MSG_DONTWAIT))
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, TimeoutError):
                 break
-            except OSError:  # ENOBUFS: lost some; read everything at the next turn
-                self.synced_at = 0.0
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:  # lost some: read everything at the next turn
+                    self.synced_at = 0.0
                 break
         return chunks
 
