@@ -53,6 +53,7 @@ EVENT_MESSAGE_LEVELS: tuple[tuple[str, str, int], ...] = (
     ("daemon", "unexpectedly", logging.ERROR),
     ("config", "refused", logging.ERROR),
     ("config", "restart", logging.WARNING),
+    ("version", "must run the same", logging.WARNING),
 )
 # syslog priorities (RFC 5424) of Python's levels.
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3}

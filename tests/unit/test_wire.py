@@ -33,6 +33,12 @@ def test_a_sealed_frame_reads_back() -> None:
     assert read(wire.seal(KEY, body)) == body
 
 
+def test_a_hello_says_which_ipkeeper_version_its_sender_runs() -> None:
+    from ipkeeper import __version__
+
+    assert wire.hello("s1", "s2", "abc")["data"]["software"] == __version__
+
+
 def test_a_wrong_key_is_refused_before_parsing() -> None:
     with pytest.raises(wire.FrameError, match="bad HMAC"):
         read(wire.seal(OTHER, wire.hello("s1", "s2", "abc")))

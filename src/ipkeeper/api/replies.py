@@ -46,6 +46,14 @@ class ServerInfo(_Reply):
     local: bool = Field(description="true for the server that answered")
     witness: bool = Field(description="a vote that holds no resources")
     comm_paths: list[CommPath]
+    version: str | None = Field(
+        default=None,
+        description="the ipkeeper version it runs, from its handshake (None: none yet; "
+        '"unknown": its handshake named none)',
+    )
+    version_mismatch: bool = Field(
+        default=False, description="it runs another version than the server that answered"
+    )
 
 
 class Quorum(_Reply):
@@ -290,6 +298,9 @@ class Properties(_Reply):
     source_address: Literal["yes", "no"] | None = None
     source_address_effective: str | None = None
     restore_recover: Literal["enable", "disable"] | None = None
+    broadcast_ping: Literal["yes", "no"] | None = Field(
+        default=None, description="no: never a broadcast ping for it (its own NOBCASTPING)"
+    )
     ping_list: list[str] | None = Field(default=None, description="this server's, for the subnet")
     restore: str | None = Field(default=None, description="application resources")
     remove: str | None = None
@@ -384,17 +395,57 @@ class DependencyRemoved(_Reply):
     removed: bool
 
 
+class ExtendedResource(_Reply):
+    """One resource of an extend: its tag and, for an IP resource, where it goes (R18)."""
+
+    tag: str = Field(description="on the template")
+    target_tag: str
+    type: str
+    address: str | None = Field(default=None, description="IP resources, read-only")
+    netmask: str | None = Field(default=None, description="IP resources, read-only")
+    template_interface: str | None = None
+    interface: str | None = Field(default=None, description="on the target")
+    choices: list[InterfaceChoice] = Field(
+        default=[], description="valid interfaces on the target, best first (R3)"
+    )
+    warnings: list[str] = []
+
+
 class Extended(_Reply):
-    """The hierarchy extended to a target server (R18)."""
+    """The hierarchy extended to a target server (R18), or with dry_run what would be."""
 
     model_config = _example(
-        tag="web", target="s2", extended=["ip-198.18.0.50", "web"], target_priority=10
+        tag="web",
+        target="s2",
+        template="s1",
+        extended=["ip-198.18.0.50", "web"],
+        target_priority=10,
+        dry_run=False,
+        resources=[
+            {
+                "tag": "ip-198.18.0.50",
+                "target_tag": "ip-198.18.0.50",
+                "type": "ip",
+                "address": "198.18.0.50",
+                "netmask": "255.255.255.0",
+                "template_interface": "eth0",
+                "interface": "eth0",
+                "choices": [{"name": "eth0", "reason": "already has an address in 198.18.0.0/24"}],
+                "warnings": [],
+            },
+            {"tag": "web", "target_tag": "web", "type": "app"},
+        ],
+        warnings=[],
     )
 
     tag: str
     target: str
-    extended: list[str]
+    template: str | None = Field(default=None, description="the server it was extended from")
+    extended: list[str] = Field(description="tags on the target, children first")
     target_priority: int
+    dry_run: bool = False
+    resources: list[ExtendedResource] = []
+    warnings: list[str] = []
 
 
 class Unextended(_Reply):

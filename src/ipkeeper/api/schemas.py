@@ -34,6 +34,8 @@ Netmask = Annotated[
     str, Field(min_length=1, max_length=15, description="dotted netmask or prefix length (R2)")
 ]
 Interface = Annotated[str, Field(min_length=1, max_length=15)]
+PingAddress = Annotated[str, Field(min_length=1, max_length=64)]
+SERVER_HELP = "the server to create it on (in service there); default: the server asked"
 
 
 class _Body(BaseModel):
@@ -56,7 +58,17 @@ class CreateIP(_Body):
     )
     tag: Tag | None = Field(default=None, description="default: ip-<address as entered> (R4)")
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="its server's priority, 1 (highest) to 999")
+    server: ServerName | None = Field(default=None, description=SERVER_HELP)
+    pinglist: list[PingAddress] = Field(
+        default=[],
+        max_length=64,
+        description="addresses to ping instead of the broadcast, set for the subnet on that "
+        "server before the bring-up (R13)",
+    )
+    broadcast_ping: bool = Field(
+        default=True, description="false: no broadcast ping for it (its own NOBCASTPING, R9)"
+    )
 
 
 class CreateApp(_Body):
@@ -76,7 +88,8 @@ class CreateApp(_Body):
     recover: Command | None = None
     timeout: float = Field(default=60.0, ge=1, le=3600)
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="its server's priority, 1 (highest) to 999")
+    server: ServerName | None = Field(default=None, description=SERVER_HELP)
 
 
 class CreateGroup(_Body):
@@ -86,7 +99,8 @@ class CreateGroup(_Body):
 
     tag: Tag
     switchback: Literal["intelligent", "automatic"] = "intelligent"
-    priority: Priority = Field(default=1, description="this server's priority, 1 (highest) to 999")
+    priority: Priority = Field(default=1, description="its server's priority, 1 (highest) to 999")
+    server: ServerName | None = Field(default=None, description=SERVER_HELP)
 
 
 class Apply(_Body):
@@ -127,9 +141,7 @@ class PingListChange(_Body):
     model_config = _example(verb="add", addresses=["198.18.0.1"])
 
     verb: Literal["add", "remove", "clear"]
-    addresses: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
-        default=[], max_length=64
-    )
+    addresses: list[PingAddress] = Field(default=[], max_length=64)
 
 
 class Dependency(_Body):
@@ -141,17 +153,42 @@ class Dependency(_Body):
     child: Tag
 
 
+class ExtendAnswer(_Body):
+    """One resource of the hierarchy on the target: its interface and tag (R18)."""
+
+    tag: Tag = Field(description="the resource, by its tag on the template")
+    interface: Interface | None = Field(
+        default=None,
+        description="IP resources: the interface on the target (valid there by R3); default: "
+        "the template's interface name where valid there, else the best valid one",
+    )
+    target_tag: Tag | None = Field(default=None, description="default: the same tag")
+
+
 class Extend(_Body):
     """POST /api/v1/resources/{tag}/extend (R18)."""
 
-    model_config = _example(target="s2", target_priority=10)
+    model_config = _example(
+        target="s2",
+        target_priority=10,
+        resources=[{"tag": "ip-198.18.1.50", "interface": "eth1"}],
+        dry_run=True,
+    )
 
     target: ServerName
     target_priority: Priority = 10
     template_priority: Priority | None = None
-    interface: Interface | None = None
-    target_tag: Tag | None = None
+    interface: Interface | None = Field(default=None, description="the root's, if an IP resource")
+    target_tag: Tag | None = Field(default=None, description="the root's tag on the target")
     switchback: Literal["intelligent", "automatic"] | None = None
+    resources: list[ExtendAnswer] = Field(
+        default=[], max_length=1000, description="answers for any resource of the hierarchy"
+    )
+    dry_run: bool = Field(
+        default=False,
+        description="say what would be done, resource by resource (checked by the target), "
+        "and do nothing",
+    )
 
 
 class Unextend(_Body):

@@ -16,7 +16,7 @@ from ipkeeper.cli.output import console, emit_json, fail
 
 @click.group("create")
 def create() -> None:
-    """Create a resource on this server and bring it in service."""
+    """Create a resource on a server (default: this one) and bring it in service there."""
 
 
 COMMANDS.append(create)
@@ -34,6 +34,11 @@ switchback_option = click.option(
     type=click.Choice(["intelligent", "automatic"]),
     default="intelligent",
     show_default=True,
+)
+create_server_option = click.option(
+    "--server",
+    help="Server to create it on, in service there (any server of the cluster); default: this one.",
+    shell_complete=complete_servers,
 )
 
 
@@ -62,10 +67,27 @@ def interfaces(
 @click.option("--tag", help="Default: ip-<address>.")
 @priority_option
 @switchback_option
-def create_ip(client: Client, as_json: bool, **options: Any) -> None:
+@create_server_option
+@click.option(
+    "--pinglist",
+    multiple=True,
+    metavar="ADDR",
+    help="Ping ADDR instead of the broadcast (repeatable): the subnet's ping list on that "
+    "server, set before the bring-up (R13).",
+)
+@click.option(
+    "--no-broadcast-ping",
+    "broadcast_ping",
+    flag_value=False,
+    default=True,
+    help="No broadcast ping for this resource when its subnet has no ping list "
+    "(NOBCASTPING for it alone).",
+)
+def create_ip(client: Client, as_json: bool, pinglist: tuple[str, ...], **options: Any) -> None:
     """Create an IP resource (R17)."""
-    data = client.call("POST", "/resources/ip", options)
-    done(data, as_json, f"{data['tag']}: {data['state']}")
+    data = client.call("POST", "/resources/ip", {**options, "pinglist": list(pinglist)})
+    where = f" on {options['server']}" if options.get("server") else ""
+    done(data, as_json, f"{data['tag']}: {data['state']}{where}")
 
 
 @daemon_command(create, "app")
@@ -77,6 +99,7 @@ def create_ip(client: Client, as_json: bool, **options: Any) -> None:
 @priority_option
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Seconds per command.")
 @switchback_option
+@create_server_option
 def create_app(client: Client, as_json: bool, **options: Any) -> None:
     """Create an application resource run by your own commands."""
     data = client.call("POST", "/resources/app", options)
@@ -87,6 +110,7 @@ def create_app(client: Client, as_json: bool, **options: Any) -> None:
 @click.option("--tag", required=True)
 @priority_option
 @switchback_option
+@create_server_option
 def create_group(client: Client, as_json: bool, **options: Any) -> None:
     """Create a group: make resources its children (depend) to move them as one."""
     data = client.call("POST", "/resources/group", options)
@@ -122,6 +146,44 @@ def apply(client: Client, as_json: bool, path: Path, dry_run: bool) -> None:
     console().print("\n".join(lines), markup=False)
 
 
+def _answers(
+    interfaces: tuple[str, ...], target_tags: tuple[str, ...]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`--interface [TAG=]IF` and `--target-tag [TAG=]T2`: the root's plain values, and
+    per-resource answers for TAG=... ones."""
+    root: dict[str, Any] = {}
+    per: dict[str, dict[str, Any]] = {}
+    for key, values in (("interface", interfaces), ("target_tag", target_tags)):
+        for value in values:
+            tag, sep, chosen = value.partition("=")
+            if not sep:
+                root[key] = value
+            elif not tag or not chosen:
+                fail(key.replace("_", "-"), f"{value!r} must be VALUE or TAG=VALUE")
+            else:
+                per.setdefault(tag, {"tag": tag})[key] = chosen
+    return root, list(per.values())
+
+
+def plan_lines(plan: dict[str, Any]) -> list[str]:
+    """An extend's report, one line per resource, children first."""
+    verb = "would extend" if plan.get("dry_run") else "extend"
+    lines = [f"{verb} {plan['tag']} from {plan['template']} to {plan['target']} "
+             f"(priority {plan['target_priority']}):"]  # fmt: skip
+    for res in plan.get("resources", []):
+        renamed = f" as {res['target_tag']}" if res["target_tag"] != res["tag"] else ""
+        if res.get("interface"):
+            lines.append(
+                f"  {res['tag']}{renamed}: {res['address']} netmask {res['netmask']}, "
+                f"{res['template_interface']} on {plan['template']} -> "
+                f"{res['interface']} on {plan['target']}"
+                f" (valid there: {', '.join(c['name'] for c in res['choices']) or '-'})"
+            )
+        else:
+            lines.append(f"  {res['tag']}{renamed}: {res['type']}")
+    return lines
+
+
 @daemon_command(None, "extend")
 @click.argument("tag", shell_complete=complete_tags)
 @click.option(
@@ -129,12 +191,54 @@ def apply(client: Client, as_json: bool, path: Path, dry_run: bool) -> None:
 )
 @click.option("--target-priority", type=int, default=10, show_default=True)
 @click.option("--template-priority", type=int, help="This server's priority (first extend only).")
-@click.option("--interface", help="Interface on the target; default: the best valid one there.")
-@click.option("--target-tag", help="Tag on the target; default: the same tag.")
+@click.option(
+    "--interface",
+    "interfaces",
+    multiple=True,
+    metavar="[TAG=]IF",
+    help="Interface on the target: IF for TAG itself, TAG=IF for any IP resource of the "
+    "hierarchy (repeatable); default: the template's interface name where valid there, "
+    "else the best valid one.",
+)
+@click.option(
+    "--target-tag",
+    "target_tags",
+    multiple=True,
+    metavar="[TAG=]T2",
+    help="Tag on the target: T2 for TAG itself, TAG=T2 for any resource (repeatable); "
+    "default: the same tag.",
+)
 @click.option("--switchback", type=click.Choice(["intelligent", "automatic"]))
-def extend(client: Client, as_json: bool, tag: str, **options: Any) -> None:
-    """Extend a hierarchy from this server to another (R18)."""
-    data = client.call("POST", f"/resources/{segment(tag)}/extend", options)
+@click.option(
+    "--dry-run", is_flag=True, help="Show every resource's interface and tag; do nothing."
+)
+def extend(
+    client: Client,
+    as_json: bool,
+    tag: str,
+    interfaces: tuple[str, ...],
+    target_tags: tuple[str, ...],
+    dry_run: bool,
+    **options: Any,
+) -> None:
+    """Extend a hierarchy from its template to another server (R18): every resource's
+    interface and tag on the target are shown before anything is done."""
+    root, resources = _answers(interfaces, target_tags)
+    body = {**options, **root, "resources": resources}
+    path = f"/resources/{segment(tag)}/extend"
+    plan = client.call("POST", path, {**body, "dry_run": True})
+    if dry_run or not as_json:
+        if as_json:
+            emit_json(plan)
+            return
+        console().print("\n".join(plan_lines(plan)), markup=False)
+        if dry_run:
+            done(plan, False, "nothing done (--dry-run)")
+            return
+    # What was shown is what is done: every resource's interface and tag, as planned.
+    shown = [{"tag": r["tag"], "interface": r.get("interface"), "target_tag": r["target_tag"]}
+             for r in plan["resources"]]  # fmt: skip
+    data = client.call("POST", path, {**body, "resources": shown})
     done(data, as_json, f"extended to {data['target']}: {', '.join(data['extended'])}")
 
 
@@ -214,11 +318,15 @@ server_option = click.option(
 
 @daemon_command(None, "set")
 @click.argument("tag", shell_complete=complete_tags)
-@click.argument("key", type=click.Choice(["source-address", "restore-recover", "switchback"]))
+@click.argument(
+    "key",
+    type=click.Choice(["source-address", "restore-recover", "broadcast-ping", "switchback"]),
+)
 @click.argument("value")
 @server_option
 def set_(client: Client, as_json: bool, tag: str, key: str, value: str, server: str | None) -> None:
-    """source-address yes|no, restore-recover enable|disable (per server), switchback intelligent|automatic."""
+    """source-address yes|no, restore-recover enable|disable, broadcast-ping yes|no (per server),
+    switchback intelligent|automatic."""
     data = client.call(
         "PUT",
         f"/resources/{segment(tag)}/settings/{segment(key)}",

@@ -29,6 +29,8 @@ def _servers_table(data: dict[str, Any]) -> Table:
         )
         alive = "[green]yes[/green]" if srv["alive"] else "[red]no[/red]"
         name = srv["name"] + (" (this server)" if srv.get("local") else "")
+        if srv.get("version_mismatch"):
+            name += f"\n[red]ipkeeper {escape(str(srv.get('version')))}: not this server's[/red]"
         servers.add_row(
             name + (" (witness)" if srv.get("witness") else ""), alive, escape(paths) or "-"
         )

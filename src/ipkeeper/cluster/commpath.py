@@ -69,6 +69,8 @@ class CommPath:
         self.dialer = me < peer
         self.connected_since: float | None = None
         self.last_error = "not connected yet"
+        # The ipkeeper version the peer's last handshake named ("unknown": it named none).
+        self.peer_software: str | None = None
         self._session: wire.Session | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -137,6 +139,7 @@ class CommPath:
             session = wire.Session(
                 self.me, self.peer, wire.session_id(nonce, str(data.get("nonce")))
             )
+            session.extra["software"] = str(data.get("software") or "unknown")
             writer.write(wire.seal(self.key, session.frame("ack")))
             await writer.drain()
         except BaseException:
@@ -151,6 +154,7 @@ class CommPath:
         older = self._serving
         me = asyncio.current_task()
         self._session, self._writer = session, writer
+        self.peer_software = session.extra.get("software", self.peer_software)
         self._serving = me
         if older is not None and older is not me and not older.done():
             older.cancel()
@@ -217,6 +221,7 @@ async def accept_handshake(
     writer.write(wire.seal(key, wire.hello(me, expected_peer, ours, echo=theirs)))
     await writer.drain()
     session = wire.Session(me, expected_peer, wire.session_id(theirs, ours))
+    session.extra["software"] = str(first.get("data", {}).get("software") or "unknown")
     ack = session.accept(await asyncio.wait_for(wire.read_frame(reader, key), timeout))
     if ack.get("type") != "ack":
         raise wire.FrameError("handshake not acknowledged")

@@ -6,7 +6,8 @@
 - Catalog: on (re)joining, peers exchange digests and send each other what
   the other lacks (cluster/catalog.py); conflicts are reported, not merged.
 - Requests served here: hierarchy.up/down/move, extend.check, catalog.apply,
-  pinglist.seed, show, interfaces, used, events (this server's history).
+  pinglist.seed, show, interfaces, used, events (this server's history), create,
+  addresses (this server's own).
 """
 
 from __future__ import annotations
@@ -19,13 +20,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ipkeeper.cluster import catalog
+from ipkeeper.cluster.commpath import CommPath
 from ipkeeper.cluster.node import ClusterNode
+from ipkeeper.cluster.versions import OURS, VersionWatch, differs, peer_version
 from ipkeeper.engine import admin, history, views
 from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
-from ipkeeper.engine.create import used_by
+from ipkeeper.engine.create import create_on, used_by
 from ipkeeper.engine.errors import OpError
-from ipkeeper.engine.extend import check_extension, extend
+from ipkeeper.engine.extend import extend
+from ipkeeper.engine.extendcheck import check_extension
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 from ipkeeper.engine.peertable import Reported
 from ipkeeper.engine.reconcile import reconcile
@@ -69,10 +73,15 @@ class ClusterService:
                 "extend": self._extend,
                 "apply": self._apply,
                 "events": self._events,
+                # issue 14: create anywhere, the ping list's cluster addresses
+                "create": self._create,
+                "addresses": self._addresses,
             }
         )
         node.listeners.append(self._peer_changed)
         node.reconnect_listeners.append(self._resync)
+        self.versions = VersionWatch()
+        node.reconnect_listeners.append(self._check_version)
         node.restart_listeners.append(self._peer_restarted)
         engine.repo.listeners.append(self._local_changed)
 
@@ -115,8 +124,22 @@ class ClusterService:
         self._publish_states()
 
     def servers(self) -> list[dict[str, Any]]:
-        """Servers and comm paths for status."""
-        return self.node.servers()
+        """Servers and comm paths for status, with the ipkeeper version each one runs."""
+        found = self.node.servers()
+        for server in found:
+            version = OURS if server["local"] else peer_version(self._paths(server["name"]))
+            server.update(version=version, version_mismatch=differs(version))
+        return found
+
+    def _paths(self, peer: str) -> list[CommPath]:
+        link = self.node.peers.get(peer)
+        return list(link.paths) if link is not None else []
+
+    def _check_version(self, peer: str) -> None:
+        """A channel to `peer` connected: say so when its version is news (versions.py)."""
+        message = self.versions.news(peer, peer_version(self._paths(peer)))
+        if message is not None:
+            self.engine.events.add("version", message)
 
     def quorum(self) -> dict[str, Any]:
         """Quorum for status."""
@@ -410,3 +433,12 @@ class ClusterService:
 
     async def _events(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         return history.serve(self.engine, params)
+
+    async def _create(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._ready()
+        return await create_on(self.engine, None, str(params["kind"]), dict(params["options"]))
+
+    async def _addresses(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        own = await loop.run_in_executor(self.engine.pool, self.engine.ip_kit().own_addresses)
+        return {"addresses": sorted(str(a) for a in own)}

@@ -9,7 +9,8 @@ key; any key of the ring is accepted, so a key can be rotated live.
 
 Every connection starts with a three-way handshake that fixes a session id
 from a fresh nonce of each side (hello, hello, ack); every later frame carries
-that session id and a sequence number that must grow. A frame recorded from
+that session id and a sequence number that must grow; each hello says which
+ipkeeper version its sender runs. A frame recorded from
 another connection, or replayed within one, is refused. A frame's sender must
 be the peer its path belongs to.
 """
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipkeeper import __version__
 from ipkeeper.cluster.keys import KeyRing
 from ipkeeper.config.secrets import SecretFileError
 
@@ -153,8 +155,9 @@ class Session:
 
 
 def hello(me: str, peer: str, nonce: str, echo: str | None = None) -> dict[str, Any]:
-    """A handshake frame body (sequence 0, no session yet)."""
-    data: dict[str, Any] = {"nonce": nonce}
+    """A handshake frame body (sequence 0, no session yet), with the sender's ipkeeper
+    version (`software`): every server of a cluster should run the same one."""
+    data: dict[str, Any] = {"nonce": nonce, "software": __version__}
     if echo is not None:
         data["echo"] = echo
     return {

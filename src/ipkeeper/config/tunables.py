@@ -130,7 +130,22 @@ TUNABLES: dict[str, Tunable] = {
             3,
             _number(int, 1, 20),
             "count",
-            "gratuitous ARPs / unsolicited NAs per bring-up (R7)",
+            "gratuitous ARPs / unsolicited NAs of each burst after a bring-up (R7)",
+        ),
+        Tunable(
+            "IP_GARP_INTERVAL",
+            0.2,
+            _number(float, 0.001, 10),
+            "s",
+            "time between the announcements of one burst (the first leaves at once) (R7)",
+        ),
+        Tunable(
+            "IP_GARP_REPEAT_DELAY",
+            5.0,
+            _number(float, 0, 3600),
+            "s",
+            "a second burst this long after the first announcement (keepalived's "
+            "garp_master_delay); 0: none (R7)",
         ),
         Tunable(
             "CHECK_INTERVAL",

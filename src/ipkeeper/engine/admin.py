@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ipkeeper.engine.advice import ping_list_warnings
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_switchback
 from ipkeeper.engine.errors import OpError, conflict, not_found
@@ -114,11 +115,13 @@ async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
 SETTINGS = {
     "source-address": ("source_address", {"yes": True, "no": False}),
     "restore-recover": ("restore_recover", {"enable": True, "disable": False}),
+    "broadcast-ping": ("broadcast_ping", {"yes": True, "no": False}),
 }
 
 
 async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[str, Any]:
-    """Change a setting: source-address (R14), restore-recover (R15) or switchback (R23)."""
+    """Change a setting: source-address (R14), restore-recover (R15), broadcast-ping (R9)
+    or switchback (R23)."""
     rec = resolve(engine, tag)
     notes: list[str] = []
     if key == "switchback":
@@ -136,7 +139,8 @@ async def set_setting(engine: Engine, tag: str, key: str, value: str) -> dict[st
             notes = await _apply_ip_setting(engine, rec, tag, prop, choices[value])
     else:
         raise OpError(
-            "setting", f"{key!r} is not a setting (source-address, restore-recover, switchback)"
+            "setting",
+            f"{key!r} is not a setting (source-address, restore-recover, broadcast-ping, switchback)",
         )
     engine.peers.publish_catalog([rec.id])
     engine.events.add("admin", f"{key} set to {value}", tag=tag)
@@ -212,14 +216,15 @@ async def pinglist(
             raise OpError("addresses", f"{verb} needs at least one address")
         if verb == "clear" and addresses:
             raise OpError("addresses", "clear takes no addresses (use remove to drop some)")
-        loop = asyncio.get_running_loop()
-        own = await loop.run_in_executor(engine.pool, engine.ip_kit().own_addresses)
         try:
-            parsed, warnings = parse_ping_list(addresses, own)
+            parsed, _ = parse_ping_list(addresses)
         except ParamError as exc:
             raise OpError(exc.field, exc.reason) from None
         texts = [str(a) for a in parsed]
         if verb == "add":
+            # Warned once, when an address joins the list: not when it is added again or removed.
+            new = [a for a in parsed if str(a) not in current]
+            warnings = await ping_list_warnings(engine, new)
             current = current + [a for a in texts if a not in current]
         elif verb == "remove":
             missing = [a for a in texts if a not in current]

@@ -2,22 +2,23 @@
 
 Extend runs on the template server (where the hierarchy is in service): the
 target checks what it is offered (tag free, priority free, the interface
-valid there by R3, the application's programs present and safe) before
-anything is stored, then every server learns the new instances.
+valid there by R3, the application's programs present and safe:
+extendcheck.py) before anything is stored, then every server learns the new
+instances. Each resource of the hierarchy gets its own interface and tag on
+the target, asked for or by default (extendplan.py), and a dry run reports
+them all before anything is done.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
-from ipkeeper.engine.create import check_priority, check_switchback, used_by
+from ipkeeper.engine.create import check_known_server, check_priority, check_switchback
 from ipkeeper.engine.errors import OpError, conflict
+from ipkeeper.engine.extendplan import Answer, answers, report, summary
 from ipkeeper.engine.placement import placement, state_on
-from ipkeeper.kits.app.kit import validate_app
-from ipkeeper.kits.ip.interfaces import choose
 from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
 from ipkeeper.store.repo import InstanceRecord, ResourceRecord
 
@@ -39,8 +40,7 @@ def _item(
             f"{priority} is already the priority of {used[priority]} for {local.tag}",
         )
     props = dict(local.props)
-    if rec.kind == "ip":
-        props.pop("interface", None)
+    template = props.pop("interface", None) if rec.kind == "ip" else None
     return {
         "id": rid,
         "kind": rec.kind,
@@ -48,18 +48,9 @@ def _item(
         "priority": priority,
         "props": props,
         "interface": interface,
+        # The target's default: the same interface name where it is valid there (R3).
+        "template_interface": template,
     }
-
-
-def check_known_server(engine: Engine, field: str, server: str) -> None:
-    """Refuse a server name that is not in this cluster's configuration, naming it."""
-    names = [s["name"] for s in engine.peers.servers()]
-    if server not in names:
-        raise OpError(
-            field,
-            f"{server} is not a server of this cluster (servers: {', '.join(names)})",
-            status=404,
-        )
 
 
 def _check_arguments(
@@ -97,14 +88,10 @@ def _check_arguments(
 
 
 def _offer(
-    engine: Engine,
-    root: str,
-    target: str,
-    priority: int,
-    target_tag: str | None,
-    interface: str | None,
+    engine: Engine, root: str, target: str, priority: int, chosen: dict[str, Answer]
 ) -> list[dict[str, Any]]:
-    """The instances to create on `target`: `root` and what it depends on, children first."""
+    """The instances to create on `target`: `root` and what it depends on, children first,
+    each with its answer (`chosen`: interface and tag by resource id)."""
     members = {root} | engine.graph().descendants(root)
     items = []
     for rid in engine.graph().up_order(members):
@@ -114,9 +101,22 @@ def _offer(
         mine = found.instance(engine.server)
         if mine is None:
             raise conflict("tag", f"{found.tag_on(engine.server)} is not extended to this server")
-        name = target_tag if rid == root and target_tag else mine.tag
-        items.append(_item(engine, rid, target, priority, name, interface if rid == root else None))
+        answer = chosen.get(rid, Answer())
+        name = answer.target_tag or mine.tag
+        items.append(_item(engine, rid, target, priority, name, answer.interface))
     return items
+
+
+async def _checked_offer(
+    engine: Engine, tag: str, root: str, target: str, priority: int, chosen: dict[str, Answer]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The offer and the target's answer to it: each item's checked properties, the
+    valid choices there and the target's warnings, by resource id."""
+    items = _offer(engine, root, target, priority, chosen)
+    if not items:
+        raise conflict("target", f"{tag} is already extended to {target}")
+    answer = await engine.peers.request(target, "extend.check", {"items": items})
+    return items, {i["id"]: i for i in answer["items"]}
 
 
 def _store(
@@ -154,28 +154,37 @@ async def extend(
     interface: str | None = None,
     target_tag: str | None = None,
     switchback: str | None = None,
+    resources: list[dict[str, Any]] | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    """Extend `tag` and everything it depends on from this server to `target` (R18)."""
+    """Extend `tag` and everything it depends on from this server to `target` (R18),
+    each resource with its answer (`resources`: tag, interface, target_tag; the root's
+    also as `interface` and `target_tag`) or its default; `dry_run`: only say what
+    would be done (extendplan.py's report), which the target has checked."""
     _check_arguments(
         engine, tag, target, target_priority, template_priority, target_tag, switchback
     )
     rec = resolve(engine, tag)
+    chosen = answers(engine, rec.id, interface, target_tag, resources or [])
+    if dry_run:
+        items, checked = await _checked_offer(engine, tag, rec.id, target, target_priority, chosen)
+        return report(engine, tag, target, target_priority, items, checked, dry_run=True)
     async with engine.catalog:
-        items = _offer(engine, rec.id, target, target_priority, target_tag, interface)
-        if not items:
-            raise conflict("target", f"{tag} is already extended to {target}")
-        answer = await engine.peers.request(target, "extend.check", {"items": items})
-        checked = {i["id"]: i["props"] for i in answer["items"]}
-        _store(engine, target, items, checked, template_priority, switchback)
+        items, checked = await _checked_offer(engine, tag, rec.id, target, target_priority, chosen)
+        props = {rid: c["props"] for rid, c in checked.items()}
+        _store(engine, target, items, props, template_priority, switchback)
         ids = [i["id"] for i in items]
         await engine.peers.push_catalog(target, ids)
         engine.peers.publish_catalog(ids)
         await _seed_ping_lists(engine, target, ids)
-    tags = [engine.tag(i) for i in ids]
+    done = report(engine, tag, target, target_priority, items, checked, dry_run=False)
     engine.events.add(
-        "admin", f"extended to {target} with priority {target_priority}: {', '.join(tags)}", tag=tag
+        "admin",
+        f"extended to {target} with priority {target_priority}: {summary(done['resources'])}",
+        tag=tag,
+        warnings=done["warnings"],
     )
-    return {"tag": tag, "target": target, "extended": tags, "target_priority": target_priority}
+    return done
 
 
 async def extend_items(engine: Engine, target: str, wanted: list[tuple[str, int]]) -> list[str]:
@@ -192,8 +201,7 @@ async def extend_items(engine: Engine, target: str, wanted: list[tuple[str, int]
     if not items:
         return []
     answer = await engine.peers.request(target, "extend.check", {"items": items}, timeout=300)
-    checked = {i["id"]: i["props"] for i in answer["items"]}
-    _store(engine, target, items, checked, None, None)
+    _store(engine, target, items, {i["id"]: i["props"] for i in answer["items"]}, None, None)
     ids = [i["id"] for i in items]
     for start in range(0, len(ids), PUSH_CHUNK):
         await engine.peers.push_catalog(target, ids[start : start + PUSH_CHUNK])
@@ -230,43 +238,6 @@ async def _seed_ping_lists(engine: Engine, target: str, ids: list[str]) -> None:
             await engine.peers.request(
                 target, "pinglist.seed", {"subnet": subnet, "addresses": addresses}
             )
-
-
-async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[str, Any]:
-    """On the target: check every offered instance; their properties with the interface chosen here."""
-    loop = asyncio.get_running_loop()
-    checked = []
-    interfaces = None
-    for item in items:
-        tag = item["tag"]
-        owner = engine.repo.resource_by_tag(tag)
-        if owner is not None and owner.id != item["id"]:
-            raise conflict(
-                "target-tag", f"{tag} is already used by another resource on {engine.server}"
-            )
-        props = dict(item["props"])
-        if item["kind"] == "ip":
-            spec = IPSpec.from_props({**props, "interface": "-"})
-            try:
-                if interfaces is None:
-                    interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
-                props["interface"] = choose(spec.cidr, interfaces, item.get("interface"))
-            except ParamError as exc:
-                raise OpError("interface", f"on {engine.server}: {exc.reason}") from None
-            user = used_by(engine, str(spec.address))
-            known = engine.repo.resource(item["id"])
-            if user is not None and (known is None or user != known.tag_on(engine.server)):
-                raise conflict(
-                    "address", f"{spec.address} is already used by {user} on {engine.server}"
-                )
-        elif item["kind"] == "app":
-            try:
-                props = await loop.run_in_executor(engine.pool, validate_app, props)
-            except ValueError as exc:
-                field, _, reason = str(exc).partition(": ")
-                raise OpError(field, f"on {engine.server}: {reason}") from None
-        checked.append({"id": item["id"], "props": props})
-    return {"items": checked}
 
 
 def _removable(engine: Engine, tag: str, server: str, ids: set[str]) -> list[ResourceRecord]:

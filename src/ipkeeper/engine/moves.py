@@ -12,8 +12,8 @@ from typing import Any
 
 from ipkeeper.engine.admin import finish_delete, resolve
 from ipkeeper.engine.core import Engine, StepResult
+from ipkeeper.engine.create import check_known_server
 from ipkeeper.engine.errors import OpError, conflict
-from ipkeeper.engine.extend import check_known_server
 from ipkeeper.engine.placement import hosts, placement, retire_dead_holders, state_on
 from ipkeeper.model.states import ResourceState
 

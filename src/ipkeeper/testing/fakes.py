@@ -161,6 +161,7 @@ class FakeNode:
         self.restart_listeners: list[Callable[[str], None]] = []
         self.dropped = 0
         self.tasks: set[asyncio.Future[Any]] = set()
+        self.peers: dict[str, Any] = {}  # ClusterNode's comm paths by peer: none here
         network.nodes[me] = self
 
     # -- membership, as the heartbeats would tell it ----------------------------------

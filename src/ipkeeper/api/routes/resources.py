@@ -25,9 +25,10 @@ router = APIRouter(
 )
 
 SettingKey = Annotated[
-    Literal["source-address", "restore-recover", "switchback"],
+    Literal["source-address", "restore-recover", "broadcast-ping", "switchback"],
     Path(
-        description="source-address (yes|no), restore-recover (enable|disable), switchback (intelligent|automatic)",
+        description="source-address (yes|no), restore-recover (enable|disable), "
+        "broadcast-ping (yes|no), switchback (intelligent|automatic)",
         examples=["source-address"],
     ),
 ]
@@ -39,11 +40,12 @@ SettingKey = Annotated[
     operation_id="createIpResource",
     summary="Create an IP resource",
     response_model=Created,
-    responses=errors(409, *PEERS),
+    responses=errors(404, 409, *PEERS),
 )
 async def post_ip(engine: EngineDep, body: CreateIP) -> dict[str, Any]:
-    """Create an IP resource on this server and bring it in service there (R17)."""
-    return await create.create_ip(engine, **body.model_dump())
+    """Create an IP resource on a server (default: this one) and bring it in service there
+    (R17), optionally with the subnet's ping list (R13)."""
+    return await create.create_on(engine, body.server, "ip", body.model_dump(exclude={"server"}))
 
 
 @router.post(
@@ -52,11 +54,12 @@ async def post_ip(engine: EngineDep, body: CreateIP) -> dict[str, Any]:
     operation_id="createAppResource",
     summary="Create an application resource",
     response_model=Created,
-    responses=errors(409, *PEERS),
+    responses=errors(404, 409, *PEERS),
 )
 async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
-    """Create an application resource run by your own commands, and bring it in service here."""
-    return await create.create_app(engine, **body.model_dump())
+    """Create an application resource run by your own commands on a server (default: this
+    one), and bring it in service there."""
+    return await create.create_on(engine, body.server, "app", body.model_dump(exclude={"server"}))
 
 
 @router.post(
@@ -65,11 +68,12 @@ async def post_app(engine: EngineDep, body: CreateApp) -> dict[str, Any]:
     operation_id="createGroupResource",
     summary="Create a group resource",
     response_model=Created,
-    responses=errors(409, *PEERS),
+    responses=errors(404, 409, *PEERS),
 )
 async def post_group(engine: EngineDep, body: CreateGroup) -> dict[str, Any]:
-    """Create a group here: a resource that does nothing itself and moves its children as one."""
-    return await create.create_group(engine, **body.model_dump())
+    """Create a group on a server (default: this one): a resource that does nothing itself
+    and moves its children as one."""
+    return await create.create_on(engine, body.server, "group", body.model_dump(exclude={"server"}))
 
 
 @router.get(
@@ -110,7 +114,8 @@ async def delete_resource(engine: EngineDep, tag: TagPath) -> dict[str, Any]:
 async def put_setting(
     engine: EngineDep, tag: TagPath, key: SettingKey, body: Setting, server: ServerQuery = None
 ) -> dict[str, Any]:
-    """source-address yes|no, restore-recover enable|disable (per server), switchback intelligent|automatic."""
+    """source-address yes|no, restore-recover enable|disable, broadcast-ping yes|no (per server),
+    switchback intelligent|automatic."""
     if server is not None and server != engine.server:
         return await engine.peers.request(
             server, "setting", {"tag": tag, "key": key, "value": body.value}

@@ -2,8 +2,9 @@
 
 The same steps as one VIP's (kit.py), each done once for the batch:
 unique-address probes for every address listened to in one window per
-interface, the addresses added in batched netlink requests, the
-announcements sent in one burst per interface, the source-address setting
+interface, the addresses added in batched netlink requests, the first
+announcement of every address sent at once (the repeats follow from
+announce.py's thread), the source-address setting
 applied once per subnet, and the check after bring-up pinging once per
 subnet. A VIP whose step fails is undone alone; the others go on.
 """
@@ -16,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from ipkeeper.kits.ip import netlink, packets
+from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.params import IPSpec
 from ipkeeper.model.resource import Instance
 from ipkeeper.model.states import KitResult, Outcome
@@ -138,14 +139,17 @@ def _unique(
             )
 
 
-def _announce(kit: IPKit, specs: list[IPSpec]) -> None:
-    """R7: the announcements of every address, one burst per interface."""
+def _by_interface(specs: list[IPSpec]) -> dict[str, list[IPSpec]]:
     by_interface: dict[str, list[IPSpec]] = defaultdict(list)
     for spec in specs:
         by_interface[spec.interface].append(spec)
-    count = kit.tunables.get("IP_GARP_COUNT")
-    for ifname, mine in by_interface.items():
-        packets.announce_many(ifname, [s.address for s in mine], count)
+    return by_interface
+
+
+def _announce(kit: IPKit, specs: list[IPSpec]) -> None:
+    """R7: every address announced now, its repeats planned (kits/ip/announce.py)."""
+    for ifname, mine in _by_interface(specs).items():
+        kit.announcer.announce(ifname, [s.address for s in mine])
 
 
 def announce_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
@@ -178,14 +182,14 @@ def _sources(kit: IPKit, specs: list[IPSpec]) -> None:
 
 def _check_once(kit: IPKit, specs: list[IPSpec]) -> list[KitResult]:
     """R7's check after bring-up: address and link for each, one ping per subnet."""
-    tested: dict[tuple[object, str], KitResult] = {}
+    tested: dict[tuple[object, str, bool], KitResult] = {}
     results = []
     for spec in specs:
         local = kit.check.local_steps(spec)
         if local is not None:
             results.append(local)
             continue
-        where = (spec.network, spec.interface)
+        where = (spec.network, spec.interface, spec.broadcast_ping)
         if where not in tested:
             tested[where] = kit.check.reach.test(spec)
         results.append(tested[where])
@@ -193,6 +197,8 @@ def _check_once(kit: IPKit, specs: list[IPSpec]) -> list[KitResult]:
 
 
 def _take_down(kit: IPKit, specs: list[IPSpec]) -> list[str | None]:
+    for ifname, mine in _by_interface(specs).items():
+        kit.announcer.forget(ifname, [s.address for s in mine])
     kit.undo_sources(specs)
     errors = netlink.delete_addresses([(s.interface, s.cidr) for s in specs])
     for spec, error in zip(specs, errors, strict=True):

@@ -33,7 +33,8 @@ from ipkeeper.threads import name_this_thread
 
 PingLists = Callable[[IPSpec], Sequence[IPAddress]]
 _NOT_CHECKED = KitResult(Outcome.FAILED_LOCAL, "not checked", step="address")
-SubnetKey = tuple[IPNetwork, str, tuple[IPAddress, ...]]  # subnet, interface, ping list
+# subnet, interface, ping list, broadcast ping allowed
+SubnetKey = tuple[IPNetwork, str, tuple[IPAddress, ...], bool]
 
 
 def _fail(step: str, reason: str, **details: object) -> KitResult:
@@ -69,7 +70,7 @@ class Reachability:
 
     def _key(self, spec: IPSpec) -> tuple[SubnetKey, list[IPAddress]]:
         listed = [a for a in self.ping_lists(spec) if a.version == spec.address.version]
-        return (spec.network, spec.interface, tuple(listed)), listed
+        return (spec.network, spec.interface, tuple(listed), spec.broadcast_ping), listed
 
     def saved_responder(self, spec: IPSpec) -> IPAddress | None:
         """The remembered broadcast responder of `spec`'s subnet, if any."""
@@ -153,6 +154,10 @@ class Reachability:
                 )
             if self.tunables.get("NOBCASTPING"):
                 return KitResult.success("reachability not tested (NOBCASTPING=1, no ping list)")
+            if not spec.broadcast_ping:
+                return KitResult.success(
+                    "reachability not tested (broadcast ping off for it, no ping list)"
+                )
             return self._broadcast(spec, tries)
         except OSError as exc:
             return _fail("reachability", f"cannot ping from {spec.address}: {exc.strerror or exc}")
@@ -246,11 +251,11 @@ class HealthCheck:
         and every healthy VIP of the group gets the group's one result."""
         interval = self.tunables.get("CHECK_INTERVAL")
         link_check = not self.tunables.get("IP_NOLINKCHECK")
-        groups: dict[tuple[IPNetwork, str], list[int]] = {}
+        groups: dict[tuple[IPNetwork, str, bool], list[int]] = {}
         for i, spec in enumerate(specs):
-            groups.setdefault((spec.network, spec.interface), []).append(i)
+            groups.setdefault((spec.network, spec.interface, spec.broadcast_ping), []).append(i)
         results: list[KitResult] = [_NOT_CHECKED] * len(specs)
-        for (_, ifname), members in groups.items():
+        for (_, ifname, _), members in groups.items():
             addresses = {specs[i].address for i in members}
             if self.host is not None:
                 missing, link = self.host.missing(ifname, addresses)

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.kits.base import KitDescription, Parameter
 from ipkeeper.kits.ip import batch, netlink, packets
+from ipkeeper.kits.ip.announce import Announcer
 from ipkeeper.kits.ip.check import HealthCheck, PingLists
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPNetwork, IPSpec
@@ -34,6 +35,7 @@ class IPKit:
         self.tunables = tunables
         self.host = host  # the host's links and addresses in memory, when the daemon keeps them
         self.check = HealthCheck(tunables, ping_lists, host)
+        self.announcer = Announcer(tunables, host.has_address if host else None)
         self._specs: dict[str, tuple[object, IPSpec]] = {}
 
     def spec(self, instance: Instance) -> IPSpec:
@@ -67,6 +69,13 @@ class IPKit:
                     default="enable",
                     choices=("enable", "disable"),
                 ),
+                Parameter(
+                    "broadcast_ping",
+                    "no: no broadcast ping without a ping list, NOBCASTPING for it alone (R9)",
+                    default="yes",
+                    choices=("yes", "no"),
+                ),
+                Parameter("pinglist", "addresses to ping instead of the broadcast (R13)"),
             ),
         )
 
@@ -217,4 +226,5 @@ def describe_props(spec: IPSpec) -> dict[str, Any]:
         "interface": spec.interface,
         "source_address": "yes" if spec.source_address else "no",
         "restore_recover": "enable" if spec.restore_recover else "disable",
+        "broadcast_ping": "yes" if spec.broadcast_ping else "no",
     }

@@ -352,7 +352,8 @@ def echo(
 #
 # A takeover of a thousand VIPs probes and announces them together: one
 # packet socket per protocol and interface, every probe sent in each round,
-# one listening window for all of them, and the announcements in one burst.
+# one listening window for all of them; the announcements (announce.py) on
+# sockets kept open for their repeats.
 
 
 def _probe_frame(own_mac: bytes, address: IPAddress) -> bytes:
@@ -434,23 +435,30 @@ def _listen_all(
                 holders.setdefault(*claim)
 
 
-def announce_many(
-    ifname: str,
-    addresses: Sequence[IPAddress],
-    count: int,
-    make_socket: SocketFactory = socket.socket,
-) -> None:
-    """Gratuitous ARPs (IPv4) and unsolicited NAs (IPv6) for every address, `count`
-    rounds, in one burst per round."""
-    for version in sorted({a.version for a in addresses}):
-        mine = [a for a in addresses if a.version == version]
-        proto = ETH_P_ARP if version == 4 else ETH_P_IPV6
-        with _packet_socket(make_socket, ifname, proto) as (sock, own_mac):
-            frames = [_announcement(own_mac, a) for a in mine]
-            for _ in range(count):
-                for frame in frames:
-                    with contextlib.suppress(BlockingIOError):
-                        sock.send(frame)
+def announcement_socket(
+    ifname: str, version: int, make_socket: SocketFactory = socket.socket
+) -> tuple[socket.socket, bytes]:
+    """A packet socket on `ifname` for announcing addresses of IP `version`, and the
+    interface's MAC; kept open by the caller (kits/ip/announce.py) for the repeats.
+
+    It is created in the calling thread's network namespace and stays there,
+    whichever thread later sends on it. Its receive buffer is the smallest the
+    kernel allows: nothing is ever read from it.
+    """
+    sock = make_socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
+        sock.bind((ifname, ETH_P_ARP if version == 4 else ETH_P_IPV6))
+        return sock, sock.getsockname()[4]
+    except BaseException:
+        sock.close()
+        raise
+
+
+def announcement(own_mac: bytes, address: IPAddress) -> bytes:
+    """The frame announcing `address` at `own_mac`: a gratuitous ARP request (IPv4) or
+    an unsolicited neighbour advertisement to all nodes with the override flag (IPv6)."""
+    return _announcement(own_mac, address)
 
 
 def _announcement(own_mac: bytes, address: IPAddress) -> bytes:

@@ -133,6 +133,7 @@ class IPSpec:
     interface: str
     source_address: bool = False
     restore_recover: bool = True
+    broadcast_ping: bool = True  # False: this resource's NOBCASTPING (R9)
 
     @functools.cached_property
     def cidr(self) -> IPInterface:
@@ -153,6 +154,7 @@ class IPSpec:
             interface=str(props["interface"]),
             source_address=bool(props.get("source_address", False)),
             restore_recover=bool(props.get("restore_recover", True)),
+            broadcast_ping=bool(props.get("broadcast_ping", True)),
         )
 
     def to_props(self) -> dict[str, object]:
@@ -163,6 +165,7 @@ class IPSpec:
             "interface": self.interface,
             "source_address": self.source_address,
             "restore_recover": self.restore_recover,
+            "broadcast_ping": self.broadcast_ping,
         }
 
 
