@@ -231,7 +231,8 @@ def extend(
         if as_json:
             emit_json(plan)
             return
-        console().print("\n".join(plan_lines(plan)), markup=False)
+        shown_plan = plan_lines({**plan, "dry_run": dry_run})
+        console().print("\n".join(shown_plan), markup=False, soft_wrap=True)
         if dry_run:
             done(plan, False, "nothing done (--dry-run)")
             return

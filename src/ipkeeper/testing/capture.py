@@ -19,16 +19,18 @@ from ipkeeper.lab.topology import Node
 
 ETH_P_ALL = 0x0003
 ND_NEIGHBOR_ADVERT = 136
+NA_SOLICITED = 0x40  # an answer to a solicitation, not an announcement
 
 
 def announced(frame: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a frame announces: a gratuitous ARP request (sender address = target
-    address) or an unsolicited neighbour advertisement (its target), else None."""
+    address) or an unsolicited neighbour advertisement (its target; a solicited one
+    answers a question, it announces nothing), else None."""
     arp = frame[12:14] == b"\x08\x06" and len(frame) >= 42 and frame[20:22] == b"\x00\x01"
     if arp and frame[28:32] == frame[38:42]:
         return ipaddress.IPv4Address(frame[28:32])
     icmp6 = frame[12:14] == b"\x86\xdd" and len(frame) >= 78 and frame[20] == 58
-    if icmp6 and frame[54] == ND_NEIGHBOR_ADVERT:
+    if icmp6 and frame[54] == ND_NEIGHBOR_ADVERT and not frame[58] & NA_SOLICITED:
         return ipaddress.IPv6Address(frame[62:78])
     return None
 
