@@ -62,6 +62,9 @@ def test_create_extend_switch_over_and_edit_the_ping_list(
     expect(page.get_by_label("IP address or host name")).to_have_value(VIP)
     wizard_next(page)
     wizard_next(page, "Finish")
+    expect(page.locator("#wizard-step")).to_have_text(f"{TAG} is ISP on s1")
+    page.locator("#wizard-cancel").click()  # extended later, as a hierarchy
+    expect(page.locator("#notice")).to_contain_text("not extended to another server yet")
     expect(cell(page, TAG, "s1")).to_contain_text("ISP")
 
     # An application (made through the API) joined to the VIP in the GUI: a hierarchy.
@@ -76,17 +79,20 @@ def test_create_extend_switch_over_and_edit_the_ping_list(
     page.get_by_role("button", name=f"└ {TAG}", exact=True).click()
     page.get_by_role("button", name="Extend…", exact=True).click()
     expect(page.get_by_label("Target server")).to_have_value("s2")
-    wizard_next(page)
     expect(page.get_by_label("Target priority")).to_have_value("10")
     wizard_next(page)
+    expect(page.get_by_label("IP resource", exact=True)).to_have_value(VIP)
     expect(page.get_by_label("Interface on s2")).to_have_value("eth0")
     wizard_next(page, "Finish")
+    expect(page.locator("#extended")).to_have_text(f"{TAG}: {VIP} on eth0")
+    wizard_next(page, "Done")
     expect(cell(page, TAG, "s2")).to_contain_text(re.compile(r"OSU.*priority 10"))
     page.get_by_role("button", name="web", exact=True).click()
     page.get_by_role("button", name="Extend…", exact=True).click()
     wizard_next(page)
-    wizard_next(page)
+    expect(page.get_by_label("Target tag", exact=True)).to_have_value("web")
     wizard_next(page, "Finish")
+    wizard_next(page, "Done")
     expect(cell(page, "web", "s2")).to_contain_text(re.compile(r"OSU.*priority 10"))
 
     # Switch it over to s2: the states change on the page without reloading.
@@ -103,20 +109,40 @@ def test_create_extend_switch_over_and_edit_the_ping_list(
     page.get_by_role("button", name="Properties…", exact=True).click()
     page.get_by_role("tab", name="IP settings", exact=True).click()
     expect(page.locator("#properties")).to_contain_text("Virtual IP198.18.0.50")
-    page.get_by_label("Add addresses to the ping list").fill("198.18.0.1 198.18.0.97")
-    page.get_by_role("button", name="Add to ping list", exact=True).click()
-    expect(page.locator("#pinglist li")).to_have_count(2)
+    pings = page.get_by_label("Ping list", exact=True)
+    page.get_by_label("Address to add").fill("198.18.0.1 198.18.0.97")
+    page.get_by_role("button", name="Add address", exact=True).click()
+    expect(pings.locator("option")).to_have_count(2)
+    assert servers["s2"].api("GET", f"/resources/{TAG}/pinglist")["addresses"] == []  # not saved
+    page.get_by_role("button", name="Save list", exact=True).click()
+    wizard_next(page, "Save")
+    expect(page.locator("#wizard-step")).to_have_text("Ping list saved")
+    wizard_next(page, "Done")
     assert servers["s2"].api("GET", f"/resources/{TAG}/pinglist")["addresses"] == [
         "198.18.0.1",
         "198.18.0.97",
     ]
-    page.get_by_role("button", name="Remove 198.18.0.97", exact=True).click()
-    expect(page.locator("#pinglist li")).to_have_count(1)
-    page.get_by_label("Add addresses to the ping list").fill("not-an-address")
-    page.get_by_role("button", name="Add to ping list", exact=True).click()
+    pings.select_option("198.18.0.97")
+    page.get_by_role("button", name="Remove selected address(es)", exact=True).click()
+    expect(pings.locator("option")).to_have_count(1)
+    page.get_by_label("Address to add").fill("not-an-address")
+    page.get_by_label("Address to add").press("Enter")
+    page.get_by_role("button", name="Save list", exact=True).click()
+    wizard_next(page, "Save")
     expect(page.locator("#wizard-error")).to_contain_text(
         "pinglist: 'not-an-address' is not an IPv4 or IPv6 address"
     )
+    assert servers["s2"].api("GET", f"/resources/{TAG}/pinglist")["addresses"] == [
+        "198.18.0.1",
+        "198.18.0.97",
+    ]  # refused as a whole: nothing changed
+    page.locator("#wizard-extra").get_by_role("button", name="Back to properties").click()
+    pings.select_option("not-an-address")  # the list as it was being edited
+    page.get_by_role("button", name="Remove selected address(es)", exact=True).click()
+    page.get_by_role("button", name="Save list", exact=True).click()
+    wizard_next(page, "Save")
+    wizard_next(page, "Done")
+    assert servers["s2"].api("GET", f"/resources/{TAG}/pinglist")["addresses"] == ["198.18.0.1"]
     page.get_by_role("button", name="Cancel", exact=True).click()
 
     page.get_by_role("button", name="History…", exact=True).click()

@@ -47,6 +47,13 @@ def assert_in_view(button: Locator) -> None:
     assert inside, f"{button} at {box} is outside the {PHONE} screen"
 
 
+def last(page: Page, label: str = "Done") -> None:
+    """Press the button of a page that reports what was done (no Cancel there)."""
+    button = page.locator("#wizard-next").filter(has_text=label)
+    assert_in_view(button)
+    button.click()
+
+
 def step(page: Page, label: str = "Next") -> None:
     """Check the wizard's buttons are on screen, then press Next (or Finish, OK...)."""
     assert_in_view(page.locator("#wizard-cancel"))
@@ -102,6 +109,8 @@ def test_every_wizard_can_be_completed_and_every_dialog_closed_on_a_phone(
     page.get_by_label("IP address or host name").fill(VIP)
     step(page)
     step(page, "Finish")
+    assert_in_view(page.locator("#wizard-next").filter(has_text="Continue"))
+    page.locator("#wizard-cancel").click()
     expect(cell(page, TAG, "s1")).to_contain_text("ISP")
 
     page.get_by_role("button", name="Create application resource…", exact=True).click()
@@ -113,6 +122,8 @@ def test_every_wizard_can_be_completed_and_every_dialog_closed_on_a_phone(
     ):
         page.get_by_label(label, exact=True).fill(value)
     step(page, "Finish")
+    assert_in_view(page.locator("#wizard-next").filter(has_text="Continue"))
+    page.locator("#wizard-cancel").click()
     expect(cell(page, "web", "s1")).to_contain_text("ISP")
 
     page.get_by_role("button", name="web", exact=True).click()
@@ -121,9 +132,11 @@ def test_every_wizard_can_be_completed_and_every_dialog_closed_on_a_phone(
     step(page, "OK")
     page.get_by_role("button", name="web", exact=True).click()
     page.get_by_role("button", name="Extend…", exact=True).click()
+    assert_in_view(page.locator("#wizard-extra").get_by_role("button", name="Accept Defaults"))
     step(page)
     step(page)
     step(page, "Finish")
+    last(page)
     expect(cell(page, "web", "s2")).to_contain_text("OSU")
 
     page.get_by_role("button", name="In service…", exact=True).click()
@@ -139,13 +152,18 @@ def test_every_wizard_can_be_completed_and_every_dialog_closed_on_a_phone(
         page.get_by_role("tab", name=tab, exact=True).click()
         assert_in_view(page.locator("#wizard-next"))
     page.get_by_role("tab", name="IP settings", exact=True).click()
-    page.get_by_label("Add addresses to the ping list").fill("198.18.0.1")
-    page.get_by_role("button", name="Add to ping list", exact=True).click()
+    page.get_by_label("Address to add").fill("198.18.0.1")
+    page.get_by_role("button", name="Add address", exact=True).click()
+    page.get_by_role("button", name="Save list", exact=True).click()
+    step(page, "Save")
     try:
-        expect(page.locator("#pinglist li")).to_have_count(1, timeout=10_000)
+        expect(page.locator("#wizard-step")).to_have_text("Ping list saved", timeout=10_000)
     except AssertionError as exc:
         said = page.locator("#wizard-error").text_content()
-        raise AssertionError(f"ping list not shown; the dialog says {said!r}") from exc
+        raise AssertionError(f"ping list not saved; the dialog says {said!r}") from exc
+    last(page)
+    page.get_by_role("tab", name="IP settings", exact=True).click()
+    expect(page.get_by_label("Ping list", exact=True).locator("option")).to_have_count(1)
     page.get_by_label("Restore and recover", exact=True).select_option("disable")
     step(page, "Apply settings")
     expect(page.locator("#wizard")).to_be_hidden()

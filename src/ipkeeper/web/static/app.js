@@ -5,7 +5,8 @@ import { ApiError, TIMEOUTS, api, q, setToken, whenTokenMissing } from "./api.js
 import { choice, el, field, stateBadge, when } from "./dom.js";
 import { history } from "./history.js";
 import { properties } from "./properties.js";
-import { notice, openWizard, reported, whenFinished } from "./wizard.js";
+import { extendWizard } from "./extend.js";
+import { CONTINUED, notice, openWizard, reported, stillOpen, whenFinished } from "./wizard.js";
 
 let status = null;
 let selected = null;   // tag of the selected resource
@@ -26,7 +27,8 @@ document.getElementById("token-form").addEventListener("submit", () => {
 function renderServers() {
   const body = document.querySelector("#servers tbody");
   body.replaceChildren(...status.servers.map((server) => el("tr", { "data-server": server.name },
-    el("th", { scope: "row" }, server.name + (server.local ? " (this server)" : "") + (server.witness ? " (witness)" : "")),
+    el("th", { scope: "row" }, server.name + (server.local ? " (this server)" : "") + (server.witness ? " (witness)" : ""),
+      server.version_mismatch ? el("div", { class: "warning" }, `ipkeeper ${server.version}: not this server's version`) : ""),
     el("td", {}, server.alive ? "yes" : "no"),
     el("td", {}, ...server.comm_paths.map((path) => el("div", { class: path.state === "up" ? "path-up" : "path-down" },
       `${path.local} → ${path.remote}: ${path.state}` + (path.rtt_ms != null ? ` (${path.rtt_ms.toFixed(1)} ms)` : "") + (path.reason ? ` — ${path.reason}` : "")))),
@@ -173,56 +175,66 @@ const resource = () => status.resources.find((r) => r.tag === selected);
 const serverNames = () => status.servers.filter((s) => !s.witness).map((s) => s.name);
 const maybe = (value) => (value === "" ? null : value);
 
+// The netmask a new VIP is offered: dotted for IPv4, a prefix length for IPv6 (R2).
+const defaultNetmask = (address) => (String(address || "").includes(":") ? "64" : "255.255.255.0");
+
+function servers() {
+  const here = status.servers.find((s) => s.local)?.name;
+  return [serverNames(), here];
+}
+
+// The last page of a create: in service where it was made, and "Continue" into the extend
+// wizard, as the guide's; Cancel leaves it unprotected (the notice says so).
+function created(result, server) {
+  if (!stillOpen()) return { warnings: result.warnings };
+  openWizard(`Created ${result.tag}`, [{
+    title: `${result.tag} is ${result.state} on ${server}`, finishLabel: "Continue",
+    render: () => [el("p", {}, `${result.tag} is created and in service on ${server}.`),
+      el("p", { class: "warning" }, "It is not protected until it is extended to another server: Continue extends it now."),
+      ...(result.warnings || []).filter((w) => !w.startsWith("not extended")).map((w) => el("p", { class: "warning" }, w))],
+  }], async () => (await extendWizard(result.tag) ? CONTINUED : {}));
+  notice((result.warnings || []).join(" "));  // on the page too, if it is cancelled
+  return CONTINUED;
+}
+
 function createIp() {
+  const [names, here] = servers();
   openWizard("Create IP resource", [
-    { title: "Address", render: (d) => [
-        field("address", "IP address or host name", d.address, "IPv4, IPv6, or a name from /etc/hosts or DNS (R1)"),
-        field("netmask", "Netmask", d.netmask || "255.255.255.0", "Dotted netmask or prefix length (R2)")],
-      validate: async (d) => { d.interfaces = (await api("GET", "/interfaces" + q({ address: d.address, netmask: d.netmask }))).interfaces;
-        if (!d.interfaces.length) throw new ApiError("interface", "no interface here can carry this address"); } },
-    { title: "Interface and tag", render: (d) => [
-        choice("interface", "Interface", d.interfaces.map((i) => [i.name, `${i.name} — ${i.reason}`]), d.interface, "Valid choices on this server, best first (R3)"),
+    { title: "Address", render: (d) => {
+        const parts = [
+          field("address", "IP address or host name", d.address, "IPv4, IPv6, or a name from /etc/hosts or DNS (R1)"),
+          field("netmask", "Netmask", d.netmask || defaultNetmask(d.address), "Dotted netmask or prefix length for IPv4, prefix length for IPv6 (R2)"),
+          choice("server", "Server", names, d.server || here, "Where it is created and in service (any server of the cluster)")];
+        const [address, netmask] = [parts[0][1], parts[1][1]];
+        address.addEventListener("input", () => {  // the family's default, until the netmask is edited
+          if (netmask.dataset.edited !== "yes") netmask.value = defaultNetmask(address.value);
+        });
+        netmask.addEventListener("input", () => { netmask.dataset.edited = "yes"; });
+        return parts;
+      },
+      validate: async (d) => { d.interfaces = (await api("GET", "/interfaces" + q({ address: d.address, netmask: d.netmask, server: d.server }))).interfaces;
+        if (!d.interfaces.length) throw new ApiError("interface", `no interface on ${d.server} can carry this address`); } },
+    { title: "Interface, tag and checks", render: (d) => [
+        choice("interface", "Interface", d.interfaces.map((i) => [i.name, `${i.name} — ${i.reason}`]), d.interface, `Valid choices on ${d.server}, best first (R3)`),
         field("tag", "Tag", (d.tag && d.tag !== d.offeredTag) ? d.tag : (d.offeredTag = `ip-${d.address}`), "Unique name of the resource (R4)"),
-        choice("switchback", "Switchback", ["intelligent", "automatic"], d.switchback || "intelligent", "Automatic: move back to this server when it rejoins (R23)")] },
-  ], (d) => api("POST", "/resources/ip", { address: d.address, netmask: d.netmask, interface: d.interface, tag: d.tag, switchback: d.switchback }));
+        choice("switchback", "Switchback", ["intelligent", "automatic"], d.switchback || "intelligent", "Automatic: move back to this server when it rejoins (R23)"),
+        field("pinglist", "Ping list (optional)", d.pinglist, "Addresses to ping instead of the broadcast, separated by spaces: needed where nothing on the subnet answers a broadcast ping (R13)"),
+        choice("broadcast_ping", "Broadcast ping", [["yes", "yes: when the subnet has no ping list"], ["no", "no: not for this resource (its own NOBCASTPING)"]], d.broadcast_ping || "yes")] },
+  ], async (d) => created(await api("POST", "/resources/ip", {
+    address: d.address, netmask: d.netmask, interface: d.interface, tag: d.tag, switchback: d.switchback, server: d.server,
+    pinglist: (d.pinglist || "").split(/\s+/).filter(Boolean), broadcast_ping: d.broadcast_ping !== "no" }), d.server));
 }
 
 function createApp() {
+  const [names, here] = servers();
   openWizard("Create application resource", [
     { title: "Commands", render: (d) => [
+        choice("server", "Server", names, d.server || here, "Where it is created and in service; the commands must exist there"),
         field("tag", "Tag", d.tag), field("restore", "Start command", d.restore, "Run without a shell, as root"),
         field("remove", "Stop command", d.remove), field("check", "Check command", d.check, "Exit 0 when healthy"),
         field("recover", "Recover command (optional)", d.recover), field("timeout", "Timeout (seconds)", d.timeout || "60")] },
-  ], (d) => api("POST", "/resources/app", { tag: d.tag, restore: d.restore, remove: d.remove, check: d.check, recover: maybe(d.recover), timeout: Number(d.timeout) }));
-}
-
-function extend() {
-  const res = resource();
-  const targets = serverNames().filter((n) => !res.servers[n]);
-  const first = Object.keys(res.servers).length === 1;
-  const template = Object.entries(res.servers).find(([, i]) => i.state === "ISP" || i.state === "ISU")?.[0];
-  if (!template) {
-    notice(`${res.tag} must be in service somewhere to be extended from there (its template).`);
-    return;
-  }
-  openWizard(`Extend ${res.tag}`, [
-    { title: "Target server", render: (d) => [
-        choice("target", "Target server", targets, d.target, targets.length ? "Servers it is not extended to yet" : "It is extended to every server"),
-        choice("switchback", "Switchback", ["intelligent", "automatic"], d.switchback || res.switchback)],
-      validate: async (d) => { if (!d.target) throw new ApiError("target", "choose a server"); } },
-    { title: "Priorities", render: (d) => [
-        field("target_priority", "Target priority", d.target_priority || "10", "1 is the highest; unique per resource"),
-        first ? field("template_priority", "Template priority", d.template_priority || "1", `Priority of ${template} (first extend only)`) : ""],
-      validate: async (d) => {
-        if (res.type !== "ip") { d.interfaces = []; return; }
-        const shown = await api("GET", `/resources/${encodeURIComponent(res.tag)}` + q({ server: template }));
-        d.interfaces = (await api("GET", "/interfaces" + q({ address: shown.virtual_ip, netmask: shown.netmask, server: d.target }))).interfaces; } },
-    { title: "Target interface and tag", render: (d) => [
-        res.type === "ip" ? choice("interface", `Interface on ${d.target}`, d.interfaces.map((i) => [i.name, `${i.name} — ${i.reason}`]), d.interface, "Valid there by R3, best first") : "",
-        field("target_tag", "Target tag", d.target_tag || res.tag)] },
-  ], (d) => api("POST", `/resources/${encodeURIComponent(res.tag)}/extend`, {
-    target: d.target, target_priority: Number(d.target_priority), switchback: d.switchback,
-    template_priority: first ? Number(d.template_priority) : null, interface: maybe(d.interface || ""), target_tag: d.target_tag === res.tag ? null : maybe(d.target_tag) }));
+  ], async (d) => created(await api("POST", "/resources/app", { server: d.server, tag: d.tag, restore: d.restore, remove: d.remove,
+    check: d.check, recover: maybe(d.recover), timeout: Number(d.timeout) }), d.server));
 }
 
 function simpleAction(title, text, render, action) {
@@ -240,7 +252,7 @@ function actions() {
       (d) => api("POST", `/resources/${tag}/in-service`, { server: d.server })),
     "out-of-service": () => simpleAction(`Out of service: ${res.tag}`, "Take the whole hierarchy out of service, parents first", () => [],
       () => api("POST", `/resources/${tag}/out-of-service`)),
-    "extend": extend,
+    "extend": () => extendWizard(res.tag),
     "unextend": () => simpleAction(`Unextend ${res.tag}`, "Remove the hierarchy from one server (not where it is in service)",
       () => [choice("server", "Server", extendedTo.filter((n) => !["ISP", "ISU"].includes(res.servers[n].state)))],
       (d) => api("POST", `/resources/${tag}/unextend`, { server: d.server })),

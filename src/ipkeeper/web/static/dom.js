@@ -25,6 +25,14 @@ export function field(name, label, value = "", hint = "", type = "text") {
     hint ? el("p", { class: "hint" }, hint) : ""];
 }
 
+// A value shown in a form but not to be changed (the guide's read-only fields); no name,
+// so it is not part of what the step sends.
+export function shown(id, label, value, hint = "") {
+  return [el("label", { for: `f-${id}` }, label),
+    el("input", { id: `f-${id}`, type: "text", value: value ?? "", readonly: true, "aria-readonly": "true" }),
+    hint ? el("p", { class: "hint" }, hint) : ""];
+}
+
 export function choice(name, label, options, value, hint = "") {
   const select = el("select", { id: `f-${name}`, name });
   for (const option of options) {
