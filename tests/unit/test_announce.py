@@ -159,3 +159,29 @@ def test_repeats_leave_from_the_thread_and_stop_when_the_address_is_gone(tmp_pat
         assert len(sent) == 4
     finally:
         announcer.close()
+
+
+def test_a_socket_of_an_interface_made_again_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "tunables"
+    path.write_text("IP_GARP_COUNT=2\nIP_GARP_INTERVAL=10\n")
+    sent: list[tuple[str, bytes]] = []
+    made: list[FakeSocket] = []
+
+    def make(*_: object) -> FakeSocket:
+        made.append(FakeSocket(sent))
+        return made[-1]
+
+    announcer = Announcer(Tunables(path), make_socket=make, clock=FakeClock())  # type: ignore[arg-type]
+    try:
+        announcer.announce("eth0", [A])
+        assert len(made) == 1  # kept open for the repeats
+
+        def gone(frame: bytes) -> int:
+            raise OSError(6, "No such device or address")
+
+        made[0].send = gone  # type: ignore[method-assign]
+        announcer.announce("eth0", [B])
+        assert len(made) == 2 and sent[-1] == ("eth0", packets.announcement(MAC, B))
+        assert made[0].closed.wait(5)
+    finally:
+        announcer.close()

@@ -153,11 +153,15 @@ class Announcer:
         with self._lock:
             now = self.clock()
             for version in sorted({a.version for a in addresses}):
-                sock, own_mac = self._socket(ifname, version)
-                for address in (a for a in addresses if a.version == version):
-                    frame = packets.announcement(own_mac, address)
-                    self._send(sock, frame)
-                    self._frames[(ifname, address)] = frame
+                mine = [a for a in addresses if a.version == version]
+                try:
+                    self._first(ifname, version, mine)
+                except OSError:
+                    # A socket kept from an earlier bring-up is bound to the interface as
+                    # it was then (deleted and made again since): once more, on a new one.
+                    self._drop_socket(ifname, version)
+                    self._first(ifname, version, mine)
+                for address in mine:
                     self._schedule.add((ifname, address), now, count, interval, delay)
             self._close_idle()
             if self._schedule.pending():
@@ -197,6 +201,18 @@ class Announcer:
             self._sockets[(ifname, version)] = found
         return found
 
+    def _first(self, ifname: str, version: int, addresses: list[IPAddress]) -> None:
+        sock, own_mac = self._socket(ifname, version)
+        for address in addresses:
+            frame = packets.announcement(own_mac, address)
+            self._send(sock, frame)
+            self._frames[(ifname, address)] = frame
+
+    def _drop_socket(self, ifname: str, version: int) -> None:
+        found = self._sockets.pop((ifname, version), None)
+        if found is not None:
+            threading.Thread(target=found[0].close, name="close-packet-socket", daemon=True).start()
+
     def _send(self, sock: socket.socket, frame: bytes) -> None:
         with contextlib.suppress(BlockingIOError):
             sock.send(frame)
@@ -206,9 +222,8 @@ class Announcer:
         """Close the sockets no planned repeat needs (on a short-lived thread: closing
         a packet socket waits for the kernel's RCU grace period)."""
         needed = {(ifname, a.version) for ifname, a in self._schedule.pending()}
-        for where in [w for w in self._sockets if w not in needed]:
-            sock, _ = self._sockets.pop(where)
-            threading.Thread(target=sock.close, name="close-packet-socket", daemon=True).start()
+        for ifname, version in [w for w in self._sockets if w not in needed]:
+            self._drop_socket(ifname, version)
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
