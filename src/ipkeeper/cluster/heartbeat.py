@@ -1,7 +1,7 @@
 """Heartbeats on a thread of their own (R25): nothing the daemon does can delay them.
 
 Every HBEAT_INTERVAL this thread sends one authenticated UDP datagram on
-every comm path (wire.seal_beat) and reads whatever has arrived, with its
+every comm path (wire.seal_beat_fields) and reads whatever has arrived, with its
 own selector and sockets; it touches no asyncio loop, no database and no
 lock the rest of the daemon holds for long. Where allowed (HBEAT_REALTIME=1,
 the default) it runs at real-time priority (SCHED_RR) with the process's

@@ -263,23 +263,6 @@ class BeatKeys:
         return self._accepted.get(key_id)
 
 
-@dataclass(frozen=True)
-class Beat:
-    """One heartbeat, as sealed or as checked on arrival."""
-
-    sender: str
-    receiver: str
-    source: str  # the sender's address on this path
-    destination: str  # the receiver's address on this path
-    boot: int
-    seq: int
-    echo_boot: int  # the receiver's run that `echo` belongs to
-    echo: int  # 0: nothing received from the receiver on this path yet
-    held: float  # seconds between receiving `echo` and sending this
-    interval: float  # the sender's heartbeat interval
-    flags: int = 0
-
-
 @functools.lru_cache(maxsize=256)
 def _packed_address(address: str) -> bytes:
     ip = ipaddress.ip_address(address)
@@ -362,24 +345,3 @@ def describe_route(route: bytes) -> tuple[str, str, str, str]:
     """(sender, receiver, source, destination) of a heartbeat's route, for refusals."""
     src, dst, sender, receiver = BEAT_ROUTE.unpack(route)
     return _name(sender), _name(receiver), _unpacked_address(src), _unpacked_address(dst)
-
-
-def seal_beat(key: bytes | BeatKey, beat: Beat) -> bytes:
-    """Serialise and authenticate one heartbeat datagram."""
-    ready = key if isinstance(key, BeatKey) else BeatKey(key)
-    route = beat_route(beat.sender, beat.receiver, beat.source, beat.destination)
-    return seal_beat_fields(
-        ready, route, beat.flags, beat.interval, beat.boot, beat.seq, beat.echo_boot,
-        beat.echo, beat.held,
-    )  # fmt: skip
-
-
-def open_beat(key: bytes | BeatKey, data: bytes) -> Beat:
-    """Check a heartbeat datagram (size, magic, HMAC) and decode it; FrameError otherwise."""
-    ready = key if isinstance(key, BeatKey) else BeatKey(key)
-    (flags, interval, boot, seq, echo_boot, echo, held), route = open_beat_fields(ready, data)
-    sender, receiver, source, destination = describe_route(route)
-    return Beat(
-        sender, receiver, source, destination, boot, seq, echo_boot, echo, held / 1e6,
-        interval / 1000, flags,
-    )  # fmt: skip

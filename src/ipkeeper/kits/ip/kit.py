@@ -90,8 +90,8 @@ class IPKit:
         return self.check.own_addresses()
 
     def addresses_on(self, ifname: str) -> list[IPInterface]:
-        """The addresses configured on `ifname`."""
-        return netlink.addresses_on(ifname)
+        """The addresses configured on `ifname` (from the host's copy when there is one)."""
+        return self.host.addresses_on(ifname) if self.host else netlink.addresses_on(ifname)
 
     def link_state(self, ifname: str) -> netlink.LinkState:
         """Whether `ifname` exists, is up and has carrier."""
@@ -136,10 +136,9 @@ class IPKit:
             route = netlink.subnet_route(network)
             if route is None or route.prefsrc not in addresses:
                 continue
-            on = self.host.addresses_on if self.host is not None else netlink.addresses_on
             others = [
                 a.ip
-                for a in on(interface[network])
+                for a in self.addresses_on(interface[network])
                 if a.version == 4 and a.ip not in addresses and a.ip in network
             ]
             if others:
