@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     except daemon_config.ConfigError as exc:
         print(f"ipkeeperd: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    refused = checkconfig.secrets(config)  # before a state directory or database exists
+    # Before anything else: who may change what this daemon trusts, then its secrets.
+    refused = checkconfig.trust(config, args.config) + checkconfig.secrets(config)
     if refused:
         for line in refused:
             print(f"ipkeeperd: error: {line}", file=sys.stderr)
