@@ -21,6 +21,7 @@ from typing import Any
 from ipkeeper.cluster import catalog
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.engine import admin, history, views
+from ipkeeper.engine.addresses import own_here
 from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
@@ -29,6 +30,7 @@ from ipkeeper.engine.extend import check_extension, extend
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 from ipkeeper.engine.peertable import Reported
 from ipkeeper.engine.reconcile import reconcile
+from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.model.states import EXTENDED_HERE
 
 log = logging.getLogger("ipkeeper.cluster")
@@ -397,12 +399,21 @@ class ClusterService:
         tag = params.get("tag")
         repo = self.engine.repo
         addresses = [str(a) for a in params.get("addresses", [])]
+        own = [str(a) for a in params.get("own", [])]
         return {
             "address_used_by": used_by(self.engine, str(address)) if address else None,
             "tag_used": bool(tag) and repo.resource_by_tag(str(tag)) is not None,
             "tags_used": [str(t) for t in params.get("tags", []) if repo.resource_by_tag(str(t))],
             "addresses_used": {a: owner for a in addresses if (owner := used_by(self.engine, a))},
+            # Addresses of this server's own, never to be VIPs (engine/addresses.py).
+            "addresses_own": own_here(self.engine, await self._interfaces_here(), own)
+            if own
+            else {},
         }
+
+    async def _interfaces_here(self) -> list[InterfaceInfo]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine.pool, self.engine.ip_kit().interfaces)
 
     async def _apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         self._ready()

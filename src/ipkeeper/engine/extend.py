@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ipkeeper.engine.addresses import REASON, own_interface
 from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_priority, check_switchback, used_by
@@ -258,6 +259,11 @@ async def check_extension(engine: Engine, items: list[dict[str, Any]]) -> dict[s
             if user is not None and (known is None or user != known.tag_on(engine.server)):
                 raise conflict(
                     "address", f"{spec.address} is already used by {user} on {engine.server}"
+                )
+            if user is None and (ifname := own_interface(interfaces, spec.address)):
+                raise OpError(
+                    "address",
+                    f"{spec.address} is an address of {engine.server} (on {ifname}): {REASON}",
                 )
         elif item["kind"] == "app":
             try:

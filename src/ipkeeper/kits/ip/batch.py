@@ -5,7 +5,10 @@ unique-address probes for every address listened to in one window per
 interface, the addresses added in batched netlink requests, the
 announcements sent in one burst per interface, the source-address setting
 applied once per subnet, and the check after bring-up pinging once per
-subnet. A VIP whose step fails is undone alone; the others go on.
+subnet. A VIP whose step fails is undone alone; the others go on. What a
+bring-up undoes is only what it did: an address that was already there
+(adopted) stays when its check fails, and the result says so
+(`details["adopted"]`).
 """
 
 from __future__ import annotations
@@ -91,6 +94,15 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
                 f"{specs[i].cidr} up on {specs[i].interface}{adopted}; {check.reason}",
                 timings=dict(clock.timings),
                 details=check.details,
+            )
+        elif present[i]:
+            # Not added by this bring-up: never removed by it either.
+            results[i] = _failed(
+                f"check after bring-up failed at {check.reason}; "
+                "the address was there before and is left as it was",
+                check.step or "check",
+                clock.timings,
+                adopted=True,
             )
         else:
             results[i] = _failed(
