@@ -35,6 +35,7 @@ from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.engine.soundness import open_sound
+from ipkeeper.engine.storewatch import StoreWatch
 from ipkeeper.kits.app.kit import AppKit
 from ipkeeper.kits.group.kit import GroupKit
 from ipkeeper.kits.ip import netlink
@@ -278,6 +279,7 @@ async def run(
     engine.metrics.watch(engine)
     apis, tcp = api_servers(config, engine, service.node.key if service else None)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))
+    tasks.append(asyncio.create_task(StoreWatch(engine).run(stop), name="store watch"))
     tasks += [
         asyncio.create_task(srv.serve(sockets=[sock]), name=f"api {i}")
         for i, (srv, sock) in enumerate(apis)

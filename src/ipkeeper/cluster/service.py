@@ -25,7 +25,7 @@ from ipkeeper.engine.addresses import own_here
 from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
-from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.errors import OpError, StoreUnavailable
 from ipkeeper.engine.extend import check_extension, extend
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 from ipkeeper.engine.peertable import Reported
@@ -34,6 +34,22 @@ from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.model.states import EXTENDED_HERE
 
 log = logging.getLogger("ipkeeper.cluster")
+
+
+Method = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _store_refusal(method: Method) -> Method:
+    """A request that needed a write this server's disk refused is answered as a refusal
+    (503, field `store`), like the API answers it, not as a failure."""
+
+    async def run(peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await method(peer, params)
+        except StoreUnavailable as exc:
+            raise OpError(exc.field, exc.reason, exc.status) from None
+
+    return run
 
 
 class ClusterService:
@@ -55,24 +71,23 @@ class ClusterService:
         node.handlers.update(
             {"states": self._states, "catalog.digest": self._digest, "catalog.docs": self._docs}
         )
-        node.methods.update(
-            {
-                "hierarchy.up": self._up,
-                "hierarchy.down": self._down,
-                "hierarchy.move": self._move,
-                "extend.check": self._extend_check,
-                "catalog.apply": self._catalog_apply,
-                "pinglist.seed": self._pinglist_seed,
-                "show": self._show,
-                "interfaces": self._interfaces,
-                "used": self._used,
-                "setting": self._setting,
-                "pinglist": self._pinglist,
-                "extend": self._extend,
-                "apply": self._apply,
-                "events": self._events,
-            }
-        )
+        methods: dict[str, Method] = {
+            "hierarchy.up": self._up,
+            "hierarchy.down": self._down,
+            "hierarchy.move": self._move,
+            "extend.check": self._extend_check,
+            "catalog.apply": self._catalog_apply,
+            "pinglist.seed": self._pinglist_seed,
+            "show": self._show,
+            "interfaces": self._interfaces,
+            "used": self._used,
+            "setting": self._setting,
+            "pinglist": self._pinglist,
+            "extend": self._extend,
+            "apply": self._apply,
+            "events": self._events,
+        }
+        node.methods.update({name: _store_refusal(m) for name, m in methods.items()})
         node.listeners.append(self._peer_changed)
         node.reconnect_listeners.append(self._resync)
         node.restart_listeners.append(self._peer_restarted)
