@@ -264,9 +264,9 @@ def test_a_failed_bring_up_never_removes_an_address_it_did_not_add(
     kit.tune(IP_PINGTIME=0.1, IP_PINGTRIES=1)
     result = kit.do("s1", "restore", ip_instance())
     assert not result.ok and result.step == "reachability"
+    assert on(lab.node("s1"), lambda: netlink.has_address("eth0", ipaddress.ip_address(VIP)))
     assert result.details.get("adopted") is True
     assert "the address was there before and is left as it was" in result.reason
-    assert on(lab.node("s1"), lambda: netlink.has_address("eth0", ipaddress.ip_address(VIP)))
 
 
 def test_many_vips_of_a_subnet_go_newest_first_so_the_primary_goes_last(

@@ -219,7 +219,7 @@ class Repo:
     def flush_unsaved(self) -> int:
         """Write what the disk refused before (one transaction); how many rows it wrote.
 
-        Raises StoreUnavailable... never: a refused flush keeps everything as it was."""
+        Never raises for the disk: refused again, everything stays kept as it was."""
         if not self.unsaved:
             return 0
         states, settings = set(self._unsaved_states), set(self._unsaved_settings)
@@ -249,11 +249,11 @@ class Repo:
         touched, self._touched = self._touched, _Touched()
         if not touched:
             return
+        notify = set(touched.states)
         if committed:  # what the disk refused before is written now, where touched again
             self._unsaved_states -= touched.states
             self._unsaved_settings -= touched.settings
-        notify = set(touched.states)
-        if not committed:  # the mirror, not the disk, has the last word on what is unsaved
+        else:  # the mirror, not the disk, has the last word on what is unsaved
             touched.states -= self._unsaved_states
             touched.settings -= self._unsaved_settings
         before = set(self._resources) if touched.resources else None
