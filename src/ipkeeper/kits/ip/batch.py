@@ -205,7 +205,12 @@ def _check_once(kit: IPKit, specs: list[IPSpec]) -> list[KitResult]:
 
 
 def _take_down(kit: IPKit, specs: list[IPSpec]) -> list[str | None]:
-    kit.undo_sources(specs)
+    try:
+        kit.undo_sources(specs)
+    except netlink.NetlinkFailure as exc:
+        # A VIP left up after its take-down is far worse than a subnet route the kernel
+        # re-makes from the address it promotes: the addresses go all the same.
+        log.warning("%s; removing the addresses all the same", exc)
     errors = netlink.delete_addresses([(s.interface, s.cidr) for s in specs])
     for spec, error in zip(specs, errors, strict=True):
         if error is None:
