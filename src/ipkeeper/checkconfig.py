@@ -7,9 +7,10 @@ files when it listens on TCP (each token file present, private, one token
 of 16 characters or more a line, no viewer token that is also an admin
 token; the TLS certificate present, a PEM certificate not writable by
 others and not expired; its key present, private and matching it), the
-tunables file (known names, valid values, not writable by others), the
-state directory (private to the daemon's user) and that every comm path's
-local address is configured on this server. Prints one line per problem and
+tunables file (known names, valid values), who may change what the daemon
+trusts (config/permissions.py: the configuration and tunables files, the
+state directory, the database) and that every comm path's local address is
+configured on this server. Prints one line per problem and
 exits 1, or one line saying all is well and exits 0. It creates no file,
 directory, socket or database.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import stat
 import sys
 import tomllib
@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from ipkeeper.api.auth import TokenFileError, read_tokens
 from ipkeeper.cluster.keys import KeyFileError, read_key_file
+from ipkeeper.config import permissions
 from ipkeeper.config.daemon import ApiSection, DaemonConfig
 from ipkeeper.config.secrets import SecretFileError, check_private
 from ipkeeper.config.tls import CertificateError, read_certificate, server_context
@@ -149,15 +150,12 @@ def tunables(path: Path) -> list[str]:
     """Problems with the tunables file; a missing file is none (every default applies)."""
     where = f"server.tunables: {path}"
     try:
-        st = path.stat()
         text = path.read_text()
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as exc:
         return [f"{where}: {getattr(exc, 'strerror', None) or exc}"]
-    found = []
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        found.append(f"{where}: mode {stat.S_IMODE(st.st_mode):04o} lets others change it")
+    found = []  # its owner and mode: trust()
     for name, raw in parse_lines(text).items():
         tunable = TUNABLES.get(name)
         if tunable is None:
@@ -170,31 +168,16 @@ def tunables(path: Path) -> list[str]:
     return found
 
 
-def _private(path: Path, field: str, what: str) -> list[str]:
-    st = path.stat()
-    if st.st_uid != os.geteuid():
-        return [f"{field}: {path}: owned by uid {st.st_uid}, not by the daemon's user"]
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        mode = stat.S_IMODE(st.st_mode)
-        return [f"{field}: {path}: mode {mode:04o} lets others in; chmod {what}"]
-    return []
-
-
-def state_dir(config: DaemonConfig) -> list[str]:
-    """Problems with the state directory and database, when they exist (else created at start)."""
-    where = config.server.state_dir
-    field = "server.state_dir"
-    try:
-        if not where.exists():
-            return []
-        if not where.is_dir():
-            return [f"{field}: {where}: not a directory"]
-        found = _private(where, field, "700")
-        if config.database.exists():
-            found += _private(config.database, field, "600")
-    except OSError as exc:
-        return [f"{field}: {where}: {exc.strerror or exc}"]
-    return found
+def trust(config: DaemonConfig, path: Path) -> list[str]:
+    """Problems with who may change what the daemon trusts (config/permissions.py): the
+    configuration file at `path`, the tunables file, the state directory and the
+    database; the daemon refuses to start on any of them, before it does anything."""
+    return [
+        *permissions.trusted_file("config", path),
+        *permissions.trusted_file("server.tunables", config.server.tunables, required=False),
+        *permissions.state_dir(config.server.state_dir),
+        *permissions.database(config.database),
+    ]
 
 
 def local_addresses(config: DaemonConfig) -> list[str]:
@@ -219,10 +202,10 @@ def problems(path: Path, witness: bool = False) -> tuple[DaemonConfig | None, li
     config, found = load(path, witness)
     if config is None:
         return None, found
+    found += trust(config, path)
     found += secrets(config)
     found += api_roles_and_expiry(config.api)
     found += tunables(config.server.tunables)
-    found += state_dir(config)
     found += local_addresses(config)
     return config, found
 

@@ -34,6 +34,8 @@ from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.engine.reconcile import reconcile
+from ipkeeper.engine.soundness import open_sound
+from ipkeeper.engine.storewatch import StoreWatch
 from ipkeeper.kits.app.kit import AppKit
 from ipkeeper.kits.group.kit import GroupKit
 from ipkeeper.kits.ip import netlink
@@ -43,9 +45,9 @@ from ipkeeper.kits.registry import KitRegistry
 from ipkeeper.reload import Reloader
 from ipkeeper.sdnotify import Notifier
 from ipkeeper.serve import ApiServer, TcpApi, api_server
-from ipkeeper.store.db import open_db
 from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import Repo
+from ipkeeper.store.soundness import UnusableDatabase
 from ipkeeper.supervisor import Supervisor
 
 log = logging.getLogger("ipkeeper.daemon")
@@ -111,10 +113,23 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+KINDS = ("app", "group", "ip")  # the kits of build_engine, as KitRegistry.kinds() lists them
+
+
+def open_store(config: daemon_config.DaemonConfig) -> tuple[Repo, str | None]:
+    """This server's store, known sound (engine/soundness.py), and what was done about a
+    damaged one; exits with one line when it cannot be used."""
+    resync = config.server.damaged_database == "resync" and bool(config.peer)
+    try:
+        return open_sound(config.database, KINDS, resync)
+    except UnusableDatabase as exc:
+        raise SystemExit(f"ipkeeperd: error: database: {exc}") from None
+
+
 def build_engine(config: daemon_config.DaemonConfig) -> Engine:
     """Store, tunables, kits and engine for this server."""
-    db = open_db(config.database)
-    repo = Repo(db)
+    repo, damaged = open_store(config)
+    db = repo.db
     tunables = Tunables(config.server.tunables)
 
     def ping_list(spec: IPSpec) -> list[IPAddress]:
@@ -122,10 +137,14 @@ def build_engine(config: daemon_config.DaemonConfig) -> Engine:
 
     host = netlink.HostNet().start()  # this host's links and addresses, kept in memory
     kits = KitRegistry(IPKit(tunables, ping_list, host), AppKit(config.name), GroupKit())
+    assert tuple(kits.kinds()) == KINDS
     table = PeerTable(config.name, [(p.name, p.witness) for p in config.peer])
-    return Engine(
+    engine = Engine(
         config.name, repo, EventLog(db, config.name, tunables), kits, tunables, table=table
     )
+    if damaged is not None:
+        engine.events.add("database", damaged)
+    return engine
 
 
 def join_cluster(
@@ -260,6 +279,7 @@ async def run(
     engine.metrics.watch(engine)
     apis, tcp = api_servers(config, engine, service.node.key if service else None)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))
+    tasks.append(asyncio.create_task(StoreWatch(engine).run(stop), name="store watch"))
     tasks += [
         asyncio.create_task(srv.serve(sockets=[sock]), name=f"api {i}")
         for i, (srv, sock) in enumerate(apis)
@@ -332,7 +352,8 @@ def main(argv: list[str] | None = None) -> None:
     except daemon_config.ConfigError as exc:
         print(f"ipkeeperd: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    refused = checkconfig.secrets(config)  # before a state directory or database exists
+    # Before anything else: who may change what this daemon trusts, then its secrets.
+    refused = checkconfig.trust(config, args.config) + checkconfig.secrets(config)
     if refused:
         for line in refused:
             print(f"ipkeeperd: error: {line}", file=sys.stderr)

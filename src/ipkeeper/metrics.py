@@ -1,8 +1,9 @@
 """Prometheus metrics (R33): what this daemon did, and the state it sees, at /metrics.
 
 Counters and histograms are updated as things happen (checks, recoveries,
-failovers, comm-path and membership changes); states, comm paths and
-round-trip times are read at scrape time from the engine and the cluster.
+failovers, comm-path and membership changes); states, comm paths,
+round-trip times and whether the database takes writes are read at scrape
+time from the engine and the cluster.
 Each daemon has its own registry, with its process metrics (CPU, memory,
 file descriptors) and `ipkeeper_build_info`. At each scrape the per-resource
 counters are brought in line with the resources this server has: a new
@@ -241,3 +242,24 @@ class StateCollector(Collector):
         )
         dropped.add_metric([], float(getattr(self.engine.peers, "dropped", 0)))
         yield from (states, priority, alive, path_up, rtt, quorum, dropped)
+        yield from _store(data["store"])
+
+
+def _store(store: dict[str, object]) -> Iterator[Metric]:
+    """Whether the database takes writes, what the disk refused, and what waits (issue 11)."""
+    writable = GaugeMetricFamily(
+        "ipkeeper_store_writable", "1 while this server's database takes writes (0: a full disk)"
+    )
+    writable.add_metric([], 1.0 if store["writable"] else 0.0)
+    failures = CounterMetricFamily(
+        "ipkeeper_store_write_failures", "Writes this server's disk refused (full, read-only, I/O)"
+    )
+    failures.add_metric([], float(str(store["write_failures"])))
+    waiting = GaugeMetricFamily(
+        "ipkeeper_store_waiting",
+        "States (and settings) and events kept in memory until the disk takes writes",
+        labels=["what"],
+    )
+    waiting.add_metric(["states"], float(str(store["unsaved_states"])))
+    waiting.add_metric(["events"], float(str(store["waiting_events"])))
+    yield from (writable, failures, waiting)

@@ -14,9 +14,10 @@ every VIP untouched. Anything else that changed (the server's name, state
 directory, witness role, socket path, cluster key file, port, a peer added,
 removed or made a witness) is reported as needing a restart and keeps its
 old value; the cluster key file's contents are re-read when they change
-(cluster/keys.py). A file that does not load, a token file, certificate or
-key that cannot be used, or an address that cannot be bound refuses the
-whole reload with one line and changes nothing.
+(cluster/keys.py). A file that does not load, a configuration or tunables
+file that others may change (config/permissions.py), a token file,
+certificate or key that cannot be used, or an address that cannot be bound
+refuses the whole reload with one line and changes nothing.
 """
 
 from __future__ import annotations
@@ -127,7 +128,8 @@ class Reloader:
             try:
                 new = self.adjust(daemon_config.load(self.path))
                 change = plan(self.config, new)
-                refused = checkconfig.api_files(change.config.api)
+                refused = checkconfig.trust(change.config, self.path)
+                refused += checkconfig.api_files(change.config.api)
                 if refused:
                     return self._refuse("; ".join(refused))
                 surface = self._surface(change.config)

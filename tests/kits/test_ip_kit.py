@@ -254,6 +254,21 @@ def test_failed_check_after_bring_up_removes_the_address(kit: Setup, lab: Topolo
     assert probe.ping(lab.node("client"), VIP, timeout=0.2) is None
 
 
+def test_a_failed_bring_up_never_removes_an_address_it_did_not_add(
+    kit: Setup, lab: Topology
+) -> None:
+    """Issue 11, item 12: the address was there before the bring-up (a server's own, say):
+    the failed check leaves it as it was, and says so."""
+    addr_change(lab.node("s1"), "eth0", f"{VIP}/24", add=True)
+    ns.write_sysctl("ipk-router", "net.ipv4.icmp_echo_ignore_broadcasts", "1")
+    kit.tune(IP_PINGTIME=0.1, IP_PINGTRIES=1)
+    result = kit.do("s1", "restore", ip_instance())
+    assert not result.ok and result.step == "reachability"
+    assert on(lab.node("s1"), lambda: netlink.has_address("eth0", ipaddress.ip_address(VIP)))
+    assert result.details.get("adopted") is True
+    assert "the address was there before and is left as it was" in result.reason
+
+
 def test_many_vips_of_a_subnet_go_newest_first_so_the_primary_goes_last(
     kit: Setup, lab: Topology
 ) -> None:

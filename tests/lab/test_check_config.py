@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +21,7 @@ pytestmark = pytest.mark.lab
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "ipkeeper.toml.example"
 KEY = "0123456789abcdef" * 4
+NOBODY = 65534
 
 
 class Setup:
@@ -29,6 +32,7 @@ class Setup:
         self.etc = root / "etc"
         self.etc.mkdir(mode=0o700)
         self.state = root / "state"
+        self.database = self.state / "ipkeeper.db"
         self.tunables = root / "default-ipkeeper"
         self.key = self.etc / "cluster.key"
         self.token = self.etc / "api.token"
@@ -121,6 +125,54 @@ def open_state_dir(s: Setup) -> None:
     s.state.chmod(0o755)
 
 
+def config_writable(s: Setup) -> None:
+    s.config.write_text(s.text)
+    s.config.chmod(0o666)
+
+
+def tunables_writable(s: Setup) -> None:
+    s.tunables.write_text("NOIPUNIQUE=1\n")
+    s.tunables.chmod(0o666)
+
+
+def tunables_not_roots(s: Setup) -> None:
+    s.tunables.write_text("NOIPUNIQUE=1\n")
+    os.chown(s.tunables, NOBODY, -1)
+
+
+def state_dir_open(s: Setup) -> None:
+    s.state.mkdir(mode=0o700)
+    s.state.chmod(0o777)
+
+
+def state_dir_not_roots(s: Setup) -> None:
+    s.state.mkdir(mode=0o700)
+    os.chown(s.state, NOBODY, -1)
+
+
+def _database(s: Setup) -> None:
+    s.state.mkdir(mode=0o700)
+    with sqlite3.connect(s.database) as db:
+        db.execute("CREATE TABLE t(x)")
+    s.database.chmod(0o600)
+
+
+def database_open(s: Setup) -> None:
+    _database(s)
+    s.database.chmod(0o666)
+
+
+def database_symlink(s: Setup) -> None:
+    _database(s)
+    s.database.rename(s.root / "tmp.db")
+    s.database.symlink_to(s.root / "tmp.db")
+
+
+def token_readable(s: Setup) -> None:
+    s.https()
+    s.token.chmod(0o644)
+
+
 def bad_fields(s: Setup) -> None:
     s.text = s.text.replace('name = "s1"', 'nmae = "s1"').replace("port = 7470", "port = 70000")
 
@@ -192,9 +244,22 @@ def _expired_certificate(key_path: Path, not_after: datetime.datetime) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+# Files whoever could write could make the daemon run code or drop a safety check: the
+# daemon refuses each before it does anything, as --check-config reports it.
+HOSTILE: list[tuple[Callable[[Setup], None], list[str]]] = [
+    (config_writable, ["config: {config}: mode 0666 lets others change it; chmod go-w"]),
+    (tunables_writable, ["server.tunables: {tunables}: mode 0666 lets others change it; chmod go-w"]),
+    (tunables_not_roots, ["server.tunables: {tunables}: owned by uid 65534, not by the daemon's user"]),
+    (state_dir_open, ["server.state_dir: {state}: mode 0777 lets others in; chmod 700"]),
+    (state_dir_not_roots, ["server.state_dir: {state}: owned by uid 65534, not by the daemon's user"]),
+    (database_open, ["server.state_dir: {database}: mode 0666 lets others read it; chmod 600"]),
+    (database_symlink, ["server.state_dir: {database}: a symbolic link (to {root}/tmp.db); it must be a file"]),
+    (token_readable, ["api.token_file: {token}: mode 0644 lets others read it; chmod 600"]),
+    (key_readable, ["cluster.key_file: {key}: mode 0644 lets others read it; chmod 600"]),
+]  # fmt: skip
+
 CASES: list[tuple[Callable[[Setup], None], list[str]]] = [
     (broken_toml, ["{config}: not valid TOML: Illegal character '\\n' (at line 9, column 11)"]),
-    (key_readable, ["cluster.key_file: {key}: mode 0644 lets others read it; chmod 600"]),
     (key_short, ["cluster.key_file: {key}: line 1: the key must be at least 16 bytes (32 hex digits)"]),
     (address_elsewhere, ["peer.0.paths.1.local: 198.18.1.99 (a path to s2) is not an address of this server"]),
     (bad_tunables, [
@@ -202,6 +267,7 @@ CASES: list[tuple[Callable[[Setup], None], list[str]]] = [
         "server.tunables: {tunables}: HBEAT_INTERVL is not a tunable (see `ipkeeper tunables`)",
     ]),
     (open_state_dir, ["server.state_dir: {state}: mode 0755 lets others in; chmod 700"]),
+    *HOSTILE,
     (bad_fields, [
         "{config}: server.name: Field required",
         "{config}: server.nmae: Extra inputs are not permitted",
@@ -258,3 +324,32 @@ def test_the_daemon_refuses_a_missing_key_before_creating_anything(setup: Setup)
         f"ipkeeperd: error: cluster.key_file: {setup.key}: No such file or directory"
     ]
     assert sorted(setup.root.rglob("*")) == before  # no state directory, no database
+
+
+def tree(root: Path) -> list[tuple[str, int, int, int, int]]:
+    """Every file under `root` with its mode, owner, size and modification time."""
+    return sorted(
+        (str(p), st.st_mode, st.st_uid, st.st_size, st.st_mtime_ns)
+        for p in root.rglob("*")
+        for st in [p.lstat()]
+    )
+
+
+@pytest.mark.parametrize(("breakage", "expected"), HOSTILE, ids=[c[0].__name__ for c in HOSTILE])
+def test_the_daemon_refuses_hostile_files_before_doing_anything(
+    setup: Setup, breakage: Callable[[Setup], None], expected: list[str]
+) -> None:
+    """Issue 11, item 14: one line naming the file and the reason, exit 2, and nothing
+    created or changed (no database, no socket, no comm path: it never joined)."""
+    breakage(setup)
+    setup.config.write_text(setup.text)
+    before = tree(setup.root)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipkeeper.lab.nsexec", "ipk-s1", "--",
+         sys.executable, "-m", "ipkeeper.daemon", "--config", str(setup.config)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    names = {k: str(v) for k, v in vars(setup).items() if isinstance(v, Path)}
+    assert proc.stderr.splitlines() == [f"ipkeeperd: error: {expected[0].format(**names)}"]
+    assert proc.returncode == 2
+    assert tree(setup.root) == before

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pyroute2 import IPRoute
 
 from ipkeeper.testing.labtools import LabServer
 from tests.conftest import App
@@ -88,3 +89,44 @@ def test_an_unreachable_daemon_is_one_clear_line(servers: dict[str, LabServer]) 
     assert proc.stderr.startswith(
         "error: daemon: no ipkeeperd answers on /run/ipkeeper-lab/nowhere.sock"
     )
+
+
+def addresses(server: LabServer) -> list[tuple[str, str, int]]:
+    """Every address of every interface of a server."""
+    with IPRoute(netns=server.node.namespace) as ipr:
+        return sorted(
+            (str(a["index"]), str(a.get_attr("IFA_ADDRESS")), int(a["prefixlen"]))
+            for a in ipr.get_addr()
+        )
+
+
+@pytest.mark.parametrize(
+    ("address", "netmask", "error"),
+    [
+        ("198.18.1.11", "24", "error: address: 198.18.1.11 is an address of s1 (on eth1): a server's own address cannot be a VIP"),
+        ("198.18.0.11", "24", "error: address: 198.18.0.11 is an address of s1 (on eth0): a server's own address cannot be a VIP"),
+        ("198.18.0.12", "24", "error: address: 198.18.0.12 is an address of s2 (a comm path's): a server's own address cannot be a VIP"),
+        ("2001:db8::12", "64", "error: address: 2001:db8::12 is an address of s2 (on eth0): a server's own address cannot be a VIP"),
+        ("198.18.0.0", "24", "error: address: 198.18.0.0 is the network address of 198.18.0.0/24"),
+        ("198.18.0.255", "255.255.255.0", "error: address: 198.18.0.255 is the broadcast address of 198.18.0.0/24"),
+        ("2001:db8::", "64", "error: address: 2001:db8:: is the subnet-router anycast address of 2001:db8::/64"),
+        ("::ffff:198.18.0.50", "120", "error: address: ::ffff:198.18.0.50 is an IPv4-mapped IPv6 address: give the IPv4 address 198.18.0.50"),
+    ],
+)  # fmt: skip
+def test_a_servers_own_address_or_a_subnets_edge_is_never_a_vip(
+    servers: dict[str, LabServer], address: str, netmask: str, error: str
+) -> None:
+    """Issue 11, item 12: refused with one line, and every address of every server, every
+    comm path and the (empty) catalog as they were."""
+    s1, s2 = servers["s1"], servers["s2"]
+
+    def everything() -> tuple[Any, ...]:
+        paths = [(p["remote"], p["state"]) for p in s1.status()["servers"][1]["comm_paths"]]
+        return addresses(s1), addresses(s2), paths, s1.status()["resources"]
+
+    before = everything()
+    assert all(state == "up" for _, state in before[2])
+    proc = s1.cli("create", "ip", "--address", address, "--netmask", netmask)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr == error + "\n"
+    assert everything() == before

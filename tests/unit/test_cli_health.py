@@ -98,6 +98,22 @@ def test_a_failed_instance_and_no_quorum() -> None:
     assert assess(status).level is Level.CRITICAL
 
 
+def test_a_database_that_cannot_be_written_is_a_warning() -> None:
+    status = changed()
+    status["store"] = {"writable": True, "path": "/var/lib/ipkeeper/ipkeeper.db"}
+    assert assess(status).exit_code == 0
+    status["store"].update(
+        writable=False,
+        reason="cannot write /var/lib/ipkeeper/ipkeeper.db (database or disk is full)",
+    )
+    health = assess(status)
+    assert health.exit_code == Degraded.STORE == 128 and health.level is Level.WARNING
+    assert health.summary() == (
+        "s1 cannot write /var/lib/ipkeeper/ipkeeper.db (database or disk is full): "
+        "states kept in memory, changes refused"
+    )
+
+
 def test_brief_is_one_line_for_the_cluster_and_one_per_hierarchy() -> None:
     lines = render.brief_lines(HEALTHY, assess(HEALTHY))
     assert len(lines) == 2

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ipkeeper.kits.ip.params import (
     ParamError,
     check_tag,
+    check_vip,
     default_tag,
     dotted_netmask,
     interface_of,
@@ -52,8 +53,13 @@ def test_addresses_and_names_resolve(text: str, expected: str) -> None:
         ("loop", "address: loop (127.0.0.1) is a loopback address"),
         ("224.0.0.1", "address: 224.0.0.1 is a multicast address"),
         ("0.0.0.0", "address: 0.0.0.0 is the unspecified address"),
+        ("::", "address: :: is the unspecified address"),
+        ("::1", "address: ::1 is a loopback address"),
+        ("ff02::1", "address: ff02::1 is a multicast address"),
+        ("255.255.255.255", "address: 255.255.255.255 is broadcast"),
+        ("::ffff:198.18.0.1", "address: ::ffff:198.18.0.1 is an IPv4-mapped IPv6 address: give the IPv4 address 198.18.0.1"),
     ],
-)
+)  # fmt: skip
 def test_bad_addresses_are_refused_with_a_reason(text: str, reason: str) -> None:
     with pytest.raises(ParamError) as exc:
         parse_address(text, fake_resolver)
@@ -136,3 +142,29 @@ def test_ping_list_checks_format_and_warns_about_own_addresses() -> None:
     assert warnings == ["198.18.0.11 is one of the cluster's own addresses: it would always answer"]
     with pytest.raises(ParamError, match=r"pinglist: 'x\.y' is not an IPv4 or IPv6 address"):
         parse_ping_list(["198.18.0.1", "x.y"])
+
+
+@pytest.mark.parametrize(
+    ("cidr", "chosen", "reason"),
+    [
+        ("198.18.0.0/24", False, "address: 198.18.0.0 is the network address of 198.18.0.0/24"),
+        ("198.18.0.255/24", False, "address: 198.18.0.255 is the broadcast address of 198.18.0.0/24"),
+        ("198.18.3.255/22", False, "address: 198.18.3.255 is the broadcast address of 198.18.0.0/22"),
+        ("198.18.0.4/30", True, "address: 198.18.0.4 is the network address of 198.18.0.4/30"),
+        ("2001:db8::/64", False, "address: 2001:db8:: is the subnet-router anycast address of 2001:db8::/64"),
+        ("169.254.0.5/16", False, "address: 169.254.0.5 is link-local: name its interface (--interface) to use it"),
+        ("fe80::5/64", True, "address: fe80::5 is IPv6 link-local: it needs a zone, a VIP has none"),
+    ],
+)  # fmt: skip
+def test_addresses_no_subnet_allows_as_a_vip(cidr: str, chosen: bool, reason: str) -> None:
+    with pytest.raises(ParamError) as exc:
+        check_vip(ipaddress.ip_interface(cidr), interface_chosen=chosen)
+    assert str(exc.value) == reason
+
+
+@pytest.mark.parametrize(
+    "cidr", ["198.18.0.1/24", "198.18.0.254/24", "198.18.0.4/31", "198.18.0.5/32", "2001:db8::1/64",
+             "2001:db8::/127", "169.254.0.5/16"],
+)  # fmt: skip
+def test_addresses_a_subnet_allows(cidr: str) -> None:
+    check_vip(ipaddress.ip_interface(cidr), interface_chosen=cidr.startswith("169.254."))

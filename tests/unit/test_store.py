@@ -11,6 +11,7 @@ from ipkeeper.model.states import ResourceState
 from ipkeeper.store.db import SCHEMA_VERSION, open_db
 from ipkeeper.store.events import EventLog
 from ipkeeper.store.repo import InstanceRecord, Repo, ResourceRecord, StoredSet
+from ipkeeper.store.soundness import NewerDatabase
 
 
 def make(repo: Repo, rid: str = "r1", tag: str = "ip-a") -> ResourceRecord:
@@ -39,7 +40,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "db")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(RuntimeError, match="newer than this ipkeeper"):
+    with pytest.raises(NewerDatabase, match="newer than this ipkeeper"):
         open_db(tmp_path / "db")
 
 

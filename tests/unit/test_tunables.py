@@ -65,3 +65,19 @@ def test_invalid_values_fall_back_and_are_reported_once(
     assert first.value == TUNABLES[name].default
     assert first.source.startswith("default (invalid") and why in first.source
     assert len([r for r in caplog.records if name in r.getMessage()]) == 1
+
+
+def test_a_file_others_may_change_is_not_read(tmp_path: Path) -> None:
+    """Whoever may write the tunables file could set NOIPUNIQUE=1: the values in force stay."""
+    path = tmp_path / "tunables"
+    path.write_text("NOIPUNIQUE=0\nIP_PINGTRIES=5\n")
+    tunables = Tunables(path)
+    assert tunables.get("IP_PINGTRIES") == 5
+    path.write_text("NOIPUNIQUE=1\nIP_PINGTRIES=2\n")
+    path.chmod(0o666)
+    assert (tunables.get("NOIPUNIQUE"), tunables.get("IP_PINGTRIES")) == (False, 5)
+    path.chmod(0o644)
+    assert (tunables.get("NOIPUNIQUE"), tunables.get("IP_PINGTRIES")) == (True, 2)
+    os.chown(path, 65534, -1)
+    path.write_text("NOIPUNIQUE=0\n")
+    assert tunables.get("NOIPUNIQUE") is True

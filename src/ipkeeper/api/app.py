@@ -23,7 +23,7 @@ from ipkeeper.api.routes import events, hierarchy, resources, status
 from ipkeeper.api.routing import allowed_methods
 from ipkeeper.api.validation import drop_generated_422, field_of, reason_of
 from ipkeeper.engine.core import Engine
-from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.errors import OpError, StoreUnavailable
 from ipkeeper.web import STATIC
 
 log = logging.getLogger("ipkeeper.api")
@@ -36,6 +36,11 @@ def error_body(field: str, reason: str) -> dict[str, Any]:
 
 async def _op_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, OpError)
+    return JSONResponse(error_body(exc.field, exc.reason), status_code=exc.status)
+
+
+async def _store_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StoreUnavailable)
     return JSONResponse(error_body(exc.field, exc.reason), status_code=exc.status)
 
 
@@ -72,6 +77,7 @@ def create_app(engine: Engine) -> FastAPI:
     )
     app.state.engine = engine
     app.add_exception_handler(OpError, _op_error)
+    app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

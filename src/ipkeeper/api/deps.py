@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -9,7 +10,9 @@ from fastapi import Depends, Path, Query, Request, Security
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 
+from ipkeeper.api.auth import READ_METHODS
 from ipkeeper.api.schemas import MAX_ID, TAG_HELP
+from ipkeeper.engine import storewatch
 from ipkeeper.engine.core import Engine
 
 
@@ -53,8 +56,28 @@ AfterQuery = Annotated[
 
 class ReplyRoute(APIRoute):
     """A route whose reply model leaves out the fields the engine did not set, so that a
-    reply is what the engine said (the status object keeps its shape) and no more."""
+    reply is what the engine said (the status object keeps its shape) and no more.
+
+    An operation that changes anything is refused (503, field `store`) while this
+    server's disk refuses writes, once its request is found valid (engine/storewatch.py).
+    """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         kwargs["response_model_exclude_unset"] = True
+        if any(m.upper() not in READ_METHODS for m in kwargs.get("methods") or ()):
+            endpoint = _refused_while_unwritable(endpoint)
         super().__init__(path, endpoint, **kwargs)
+
+
+def _refused_while_unwritable(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """`endpoint`, first refusing while the disk refuses writes (FastAPI reads the
+    parameters of the function it wraps)."""
+
+    @functools.wraps(endpoint)
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        for value in kwargs.values():
+            if isinstance(value, Engine):
+                storewatch.refuse_changes(value)
+        return await endpoint(*args, **kwargs)
+
+    return guarded

@@ -100,6 +100,18 @@ class ResourceStatus(_Reply):
     servers: dict[str, InstanceStatus]
 
 
+class StoreStatus(_Reply):
+    """Whether this server's database takes writes (a full disk is an alarm, not an outage)."""
+
+    writable: bool
+    path: str
+    write_failures: int = Field(description="writes the disk refused since the daemon started")
+    unsaved_states: int = Field(description="states and settings kept in memory for the disk")
+    waiting_events: int = Field(description="events kept in memory for the disk")
+    since: float | None = Field(default=None, description="Unix time of the first refusal")
+    reason: str | None = Field(default=None, description="what the disk said")
+
+
 class Status(_Reply):
     """GET /api/v1/status, the same object as `ipkeeper status --json`."""
 
@@ -146,12 +158,22 @@ class Status(_Reply):
                 },
             }
         ],
+        store={
+            "writable": True,
+            "path": "/var/lib/ipkeeper/ipkeeper.db",
+            "write_failures": 0,
+            "unsaved_states": 0,
+            "waiting_events": 0,
+        },
     )
 
     server: str = Field(description="the server that answered")
     servers: list[ServerInfo]
     quorum: Quorum
     resources: list[ResourceStatus]
+    store: StoreStatus | None = Field(
+        default=None, description="whether this server's database takes writes"
+    )
 
 
 class Tunable(_Reply):

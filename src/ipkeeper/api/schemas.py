@@ -221,7 +221,8 @@ ERROR_TEXTS = {
     409: "conflicts with the current state",
     413: "request body larger than 64 KiB",
     429: "too many failed authentications from this source (API over TCP)",
-    503: "a server that must take part is unreachable, still starting, or in a minority",
+    503: "a server that must take part is unreachable, still starting, or in a minority; "
+    "or its disk refuses writes (field `store`)",
     504: "a server that must take part did not answer in time",
 }
 

@@ -25,6 +25,7 @@ class Degraded(IntFlag):
     NOWHERE = 16  # a resource is in service on no live server
     FAILED = 32  # an instance is failed (OSF) or in service unprotected (ISU)
     NO_QUORUM = 64  # this server is in a minority (QUORUM=majority)
+    STORE = 128  # this server cannot write its database (a full disk)
 
 
 MEANINGS = {
@@ -33,6 +34,7 @@ MEANINGS = {
     Degraded.NOWHERE: "a resource is in service nowhere",
     Degraded.FAILED: "an instance is failed (OSF) or unprotected (ISU)",
     Degraded.NO_QUORUM: "this server has no quorum",
+    Degraded.STORE: "this server cannot write its database",
 }
 
 
@@ -53,6 +55,7 @@ LEVELS = {
     Degraded.FAILED: Level.WARNING,
     Degraded.NOWHERE: Level.CRITICAL,
     Degraded.NO_QUORUM: Level.CRITICAL,
+    Degraded.STORE: Level.WARNING,  # safety actions go on; durability and changes wait
 }
 
 
@@ -148,6 +151,15 @@ def _server_problems(status: dict[str, Any]) -> tuple[list[Problem], int, int]:
             Problem(
                 Degraded.NO_QUORUM,
                 f"no quorum ({quorum.get('votes')} of {quorum.get('of')} votes): nothing is taken over",
+            )
+        )
+    store = status.get("store") or {}
+    if store and not store.get("writable", True):
+        problems.append(
+            Problem(
+                Degraded.STORE,
+                f"{status.get('server', 'this server')} {store.get('reason', 'cannot write its database')}: "
+                "states kept in memory, changes refused",
             )
         )
     return problems, paths, up

@@ -24,18 +24,36 @@ from ipkeeper.cluster.commpath import CommPath
 from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.cluster.versions import OURS, VersionWatch, differs, peer_version
 from ipkeeper.engine import admin, history, views
+from ipkeeper.engine.addresses import own_here
 from ipkeeper.engine.apply import apply
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import create_on, used_by
-from ipkeeper.engine.errors import OpError
+from ipkeeper.engine.errors import OpError, StoreUnavailable
 from ipkeeper.engine.extend import extend
 from ipkeeper.engine.extendcheck import check_extension
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
 from ipkeeper.engine.peertable import Reported
 from ipkeeper.engine.reconcile import reconcile
+from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.model.states import EXTENDED_HERE
 
 log = logging.getLogger("ipkeeper.cluster")
+
+
+Method = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def _store_refusal(method: Method) -> Method:
+    """A request that needed a write this server's disk refused is answered as a refusal
+    (503, field `store`), like the API answers it, not as a failure."""
+
+    async def run(peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return await method(peer, params)
+        except StoreUnavailable as exc:
+            raise OpError(exc.field, exc.reason, exc.status) from None
+
+    return run
 
 
 class ClusterService:
@@ -57,27 +75,26 @@ class ClusterService:
         node.handlers.update(
             {"states": self._states, "catalog.digest": self._digest, "catalog.docs": self._docs}
         )
-        node.methods.update(
-            {
-                "hierarchy.up": self._up,
-                "hierarchy.down": self._down,
-                "hierarchy.move": self._move,
-                "extend.check": self._extend_check,
-                "catalog.apply": self._catalog_apply,
-                "pinglist.seed": self._pinglist_seed,
-                "show": self._show,
-                "interfaces": self._interfaces,
-                "used": self._used,
-                "setting": self._setting,
-                "pinglist": self._pinglist,
-                "extend": self._extend,
-                "apply": self._apply,
-                "events": self._events,
-                # issue 14: create anywhere, the ping list's cluster addresses
-                "create": self._create,
-                "addresses": self._addresses,
-            }
-        )
+        methods: dict[str, Method] = {
+            "hierarchy.up": self._up,
+            "hierarchy.down": self._down,
+            "hierarchy.move": self._move,
+            "extend.check": self._extend_check,
+            "catalog.apply": self._catalog_apply,
+            "pinglist.seed": self._pinglist_seed,
+            "show": self._show,
+            "interfaces": self._interfaces,
+            "used": self._used,
+            "setting": self._setting,
+            "pinglist": self._pinglist,
+            "extend": self._extend,
+            "apply": self._apply,
+            "events": self._events,
+            # issue 14: create anywhere, the ping list's cluster addresses
+            "create": self._create,
+            "addresses": self._addresses,
+        }
+        node.methods.update({name: _store_refusal(m) for name, m in methods.items()})
         node.listeners.append(self._peer_changed)
         node.reconnect_listeners.append(self._resync)
         self.versions = VersionWatch()
@@ -420,12 +437,21 @@ class ClusterService:
         tag = params.get("tag")
         repo = self.engine.repo
         addresses = [str(a) for a in params.get("addresses", [])]
+        own = [str(a) for a in params.get("own", [])]
         return {
             "address_used_by": used_by(self.engine, str(address)) if address else None,
             "tag_used": bool(tag) and repo.resource_by_tag(str(tag)) is not None,
             "tags_used": [str(t) for t in params.get("tags", []) if repo.resource_by_tag(str(t))],
             "addresses_used": {a: owner for a in addresses if (owner := used_by(self.engine, a))},
+            # Addresses of this server's own, never to be VIPs (engine/addresses.py).
+            "addresses_own": own_here(self.engine, await self._interfaces_here(), own)
+            if own
+            else {},
         }
+
+    async def _interfaces_here(self) -> list[InterfaceInfo]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.engine.pool, self.engine.ip_kit().interfaces)
 
     async def _apply(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
         self._ready()

@@ -6,6 +6,8 @@ state_dir = "/var/lib/ipkeeper"
 tunables = "/etc/default/ipkeeper"
 log_level = "info"                      # debug, info, warning, error
 log_format = "text"                     # or "json": one JSON object per line
+damaged_database = "refuse"             # or "resync": set a damaged database aside and
+                                        # learn the definitions from the peers
 
 [api]
 socket = "/run/ipkeeper/api.sock"       # root-only, used by the CLI
@@ -55,6 +57,9 @@ class ServerSection(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"
     witness: bool = False
+    # A damaged database at start-up (engine/soundness.py): refuse to start, or set it
+    # aside and learn the definitions from the peers.
+    damaged_database: Literal["refuse", "resync"] = "refuse"
 
     @field_validator("name")
     @classmethod

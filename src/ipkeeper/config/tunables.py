@@ -4,7 +4,11 @@ The file is consulted every time a value is used, so an edit takes effect at
 the next check without a restart; it is only re-parsed when its size, inode
 or modification time changed. An invalid value is reported once (per distinct
 value) and the default used instead; a missing or unreadable file means every
-default. The file is never executed: values are split with shlex.
+default. The file is never executed: values are split with shlex. A file
+that another user owns or that group or others may write is not read (the
+daemon refuses to start with one; at run time the values in force are kept,
+and the error logged), since whoever could write it could turn off the
+unique-address check.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ipkeeper.config.permissions import owner_and_writers
 
 log = logging.getLogger("ipkeeper.tunables")
 
@@ -315,7 +321,7 @@ class Tunables:
     def __init__(self, path: Path | str = DEFAULT_PATH) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: tuple[int, int, int, int, int] | None = None
         self._raw: dict[str, str] = {}
         self._reported: set[tuple[str, str]] = set()
 
@@ -330,12 +336,17 @@ class Tunables:
     def _current(self) -> dict[str, str]:
         try:
             st = os.stat(self.path)
-            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid)
         except OSError:
-            stamp = None
+            st, stamp = None, None
         with self._lock:
             if stamp != self._stamp:
                 self._stamp = stamp
+                distrust = owner_and_writers(st) if st is not None else None
+                if distrust is not None:
+                    # Whoever may write it could set NOIPUNIQUE=1: what is in force stays.
+                    log.error("tunables: %s: %s; keeping the values in force", self.path, distrust)
+                    return self._raw
                 try:
                     self._raw = parse_lines(self.path.read_text()) if stamp else {}
                 except (OSError, UnicodeDecodeError) as exc:

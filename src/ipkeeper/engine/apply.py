@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from ipkeeper.engine.addresses import refuse_own, refuse_peers_own
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import SWITCHBACK, finish_delete_created
 from ipkeeper.engine.errors import OpError
@@ -39,6 +40,7 @@ from ipkeeper.kits.ip.params import (
     IPSpec,
     ParamError,
     check_tag,
+    check_vip,
     default_tag,
     interface_of,
     parse_address,
@@ -323,6 +325,10 @@ async def _check_new(engine: Engine, entries: list[Entry]) -> None:
                     "address",
                     f"{address} is already used by {owner.tag_on(engine.server)} (R5)",
                 )
+            try:
+                refuse_own(engine, ipaddress.ip_address(address), interfaces)
+            except OpError as exc:
+                raise _refuse(entry.label, exc.field, exc.reason) from None
         elif entry.kind == "app":
             commands = {k: entry.raw[k] for k in APP_FIELDS if k in entry.raw}
             try:
@@ -346,6 +352,7 @@ async def _ip_props(
         raise _refuse(entry.label, "netmask", "is required (here or in [defaults])")
     try:
         prefix = parse_netmask(str(entry.raw["netmask"]), address.version)
+        check_vip(interface_of(address, prefix), entry.raw.get("interface") is not None)
         chosen = choose(interface_of(address, prefix), interfaces, entry.raw.get("interface"))
     except ParamError as exc:
         raise _refuse(entry.label, exc.field, exc.reason) from None
@@ -360,7 +367,11 @@ async def _unused_in_cluster(
         answer = await engine.peers.request(
             server,
             "used",
-            {"tags": [e.tag for e in entries], "addresses": sorted(addresses)},
+            {
+                "tags": [e.tag for e in entries],
+                "addresses": sorted(addresses),
+                "own": sorted(addresses),
+            },
             timeout=30,
         )
         for tag in answer.get("tags_used", []):
@@ -371,6 +382,11 @@ async def _unused_in_cluster(
                 "address",
                 f"{address} is already used by {owner} on {server} (R5)",
             )
+        for address in sorted(addresses):
+            try:
+                refuse_peers_own(server, answer, [address])
+            except OpError as exc:
+                raise _refuse(addresses[address], exc.field, exc.reason) from None
 
 
 async def _unique(engine: Engine, entries: list[Entry]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+from ipkeeper.engine.addresses import refuse_own, refuse_peers_own
 from ipkeeper.engine.advice import ping_list_warnings, read_hosts
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError, conflict
@@ -23,6 +24,7 @@ from ipkeeper.kits.ip.params import (
     IPSpec,
     ParamError,
     check_tag,
+    check_vip,
     default_tag,
     interface_of,
     parse_address,
@@ -88,8 +90,9 @@ def check_new_tag(engine: Engine, tag: str) -> str:
 async def unused_in_cluster(engine: Engine, tag: str, address: str | None) -> None:
     """R4, R5 across the cluster: ask every live peer whether the tag or address is taken."""
     for server in sorted(engine.peers.alive() - {engine.server}):
+        own = [address] if address else []
         answer = await engine.peers.request(
-            server, "used", {"tag": tag, "address": address}, timeout=10
+            server, "used", {"tag": tag, "address": address, "own": own}, timeout=10
         )
         if answer.get("tag_used"):
             raise conflict("tag", f"{tag} already exists on {server}")
@@ -98,6 +101,7 @@ async def unused_in_cluster(engine: Engine, tag: str, address: str | None) -> No
                 "address",
                 f"{address} is already used by resource {answer['address_used_by']} on {server} (R5)",
             )
+        refuse_peers_own(server, answer, own)
 
 
 async def ip_spec(
@@ -110,6 +114,7 @@ async def ip_spec(
         addr = await loop.run_in_executor(engine.pool, parse_address, address)
         prefix = parse_netmask(netmask, addr.version)
         cidr = interface_of(addr, prefix)
+        check_vip(cidr, interface_chosen=interface is not None)
         interfaces = await loop.run_in_executor(engine.pool, engine.ip_kit().interfaces)
         chosen = choose(cidr, interfaces, interface)
     except ParamError as exc:
@@ -117,6 +122,7 @@ async def ip_spec(
     owner = used_by(engine, str(addr))
     if owner is not None:
         raise conflict("address", f"{addr} is already used by resource {owner} (R5)")
+    refuse_own(engine, addr, interfaces)
     return IPSpec(addr, prefix, chosen), address.strip(), interfaces
 
 

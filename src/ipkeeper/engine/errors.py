@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# A write the disk refused (store/health.py): field "store", status 503; the API and the
+# cluster's requests answer it like a refusal.
+from ipkeeper.store.health import StoreUnavailable as StoreUnavailable
+
 
 class OpError(Exception):
     """An operation refused or failed; nothing was changed unless the reason says so."""

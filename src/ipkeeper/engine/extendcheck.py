@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ipkeeper.engine.addresses import REASON, own_interface
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import used_by
 from ipkeeper.engine.errors import OpError, conflict
@@ -45,6 +46,10 @@ async def _check_ip(
     known = engine.repo.resource(item["id"])
     if user is not None and (known is None or user != known.tag_on(engine.server)):
         raise conflict("address", f"{spec.address} is already used by {user} on {engine.server}")
+    if user is None and (ifname := own_interface(interfaces, spec.address)):
+        raise OpError(
+            "address", f"{spec.address} is an address of {engine.server} (on {ifname}): {REASON}"
+        )
     on = next((i for i in interfaces if i.name == props["interface"]), None)
     warning = mixed_netmasks(spec.cidr, on)
     return {

@@ -60,6 +60,7 @@ class Monitor:
         self.running: set[str] = set()
         self.recoveries: dict[str, list[float]] = {}
         self.link_down: dict[str, float] = {}  # resource -> when its check first saw no link
+        self.link_changed: dict[str, float] = {}  # interface -> when its link last changed
         self.checks = 0
         self.wakeup = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -101,6 +102,9 @@ class Monitor:
 
     def host_changed(self, interfaces: set[str], addresses: set[str]) -> None:
         """A link on one of `interfaces` or one of `addresses` changed: check what it concerns."""
+        now = time.monotonic()
+        for interface in interfaces:
+            self.link_changed[interface] = now
         touched = []
         for rid in self.next_due:
             rec = self.engine.repo.resource(rid)
@@ -165,7 +169,10 @@ class Monitor:
             at = time.time()
             instances = [engine.instance(rec) for rec in recs]
             engine.metrics.checked(
-                recs[0].kind, [i.tag for i in instances], results, time.monotonic() - started
+                recs[0].kind,
+                [i.tag for i in instances],
+                results,
+                time.monotonic() - started,
             )
             last, link_down = engine.last_check, self.link_down
             for rec, result in zip(recs, results, strict=True):
@@ -188,12 +195,31 @@ class Monitor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _link_trouble(
+        self, rec: ResourceRecord, result: KitResult, now: float, debounce: float
+    ) -> bool:
+        """Whether a failed check may be the link's doing: it failed at the link step, or
+        (a ping cannot leave an interface that lost its carrier a moment before the
+        host's copy heard of it) the VIP's link is down now or changed just now."""
+        if result.step == "link":
+            return True
+        if rec.kind != "ip":
+            return False
+        interface = self.engine.instance(rec).props.get("interface")
+        if not isinstance(interface, str):
+            return False
+        state = self.engine.ip_kit().link_state(interface)
+        changed = self.link_changed.get(interface)
+        recent = changed is not None and now - changed < debounce
+        return recent or not (state.admin_up and state.carrier)
+
     def _debounced(self, rid: str, tag: str, result: KitResult, now: float) -> bool:
         """A link that went down less than LINK_DEBOUNCE ago may come straight back (a
         flapping cable, a switch port bouncing): check again then instead of acting."""
-        if result.step != "link":
-            return False
         debounce = self.engine.tunables.get("LINK_DEBOUNCE")
+        rec = self.engine.repo.resource(rid)
+        if rec is None or not self._link_trouble(rec, result, now, debounce):
+            return False
         since = self.link_down.setdefault(rid, now)
         if now - since >= debounce:
             return False

@@ -136,7 +136,8 @@ def _record_layer(
             )  # fmt: skip
             if group.result is None:
                 group.result = StepResult(False, result.reason, failed=rec.id, step=result.step)
-            if not unique:
+            # A creation never removes what it did not add (an address already there).
+            if not unique and not (marker == "create" and result.details.get("adopted")):
                 failed.append(rec)
     return failed
 

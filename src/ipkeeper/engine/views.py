@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from ipkeeper.engine import storewatch
 from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import NOT_PROTECTED
@@ -71,6 +72,7 @@ def status(engine: Engine) -> dict[str, Any]:
         "servers": engine.peers.servers(),
         "quorum": engine.peers.quorum(),
         "resources": [resource_view(engine, rec) for rec in engine.repo.resources()],
+        "store": storewatch.describe(engine),
     }
 
 

@@ -155,9 +155,11 @@ def write_configs(topology: Topology, witnesses: frozenset[str] = frozenset()) -
     _cluster_keys(topology)
     for node in topology.servers:
         config_path(node).write_text(render_config(topology, node, witnesses))
+        config_path(node).chmod(0o644)  # ipkeeperd refuses files that others may change
         tunables = tunables_path(node)
         if not tunables.exists():
             tunables.write_text("# ipkeeper tunables for the lab (see `ipkeeper tunables`)\n")
+            tunables.chmod(0o644)
 
 
 def daemon_name(node: Node) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from ipkeeper.lab import daemons
+from ipkeeper.lab import control, daemons
 from ipkeeper.lab import netns as ns
 from ipkeeper.lab.topology import COMM_PORT, SWITCH_NS, Node, veth_name
 
@@ -105,4 +108,74 @@ def crash(node: Node) -> None:
 def recover(node: Node) -> None:
     """The crashed server comes back: cables in, daemon started again."""
     plug(node)
+    daemons.start(node)
+
+
+# -- a full disk (lab/smalldisk.py) ------------------------------------------------------
+
+FILLER = "filler"  # the file that fills a small disk
+
+
+def state_dir(node: Node) -> Path:
+    """The lab server's state directory (its database)."""
+    return daemons.server_dir(node) / "state"
+
+
+def small_disk(node: Node, size: int) -> int:
+    """Restart the server's daemon with its state directory on a tmpfs of `size` bytes of
+    its own (a copy of its files; a private mount namespace, gone with the daemon); the
+    new PID. The daemon is stopped politely first, so its database is whole."""
+    daemons.stop(node)
+    argv = [
+        sys.executable, "-m", "ipkeeper.lab.smalldisk", "--size", str(size), str(state_dir(node)),
+        "--", sys.executable, "-m", "ipkeeper.daemon", "--config", str(daemons.config_path(node)),
+    ]  # fmt: skip
+    control.spawn(node, daemons.daemon_name(node), argv)
+    return daemons.start(node)
+
+
+def _seen_by_daemon(node: Node) -> Path:
+    found = daemons.pid(node)
+    if found is None:
+        raise control.LabError(node.name, "its daemon is not running")
+    return Path(f"/proc/{found}/root") / state_dir(node).relative_to("/")
+
+
+def fill_disk(node: Node) -> int:
+    """Fill the daemon's small disk to the last byte (through its own view of it); the
+    bytes written."""
+    fd = os.open(_seen_by_daemon(node) / FILLER, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    written = 0
+    try:
+        for chunk in (1 << 20, 4096, 1):
+            with contextlib.suppress(OSError):  # ENOSPC: the next, smaller chunk
+                while True:
+                    written += os.write(fd, b"\0" * chunk)
+    finally:
+        os.close(fd)
+    return written
+
+
+def free_disk(node: Node) -> None:
+    """Free the daemon's small disk again."""
+    (_seen_by_daemon(node) / FILLER).unlink(missing_ok=True)
+
+
+def normal_disk(node: Node) -> None:
+    """Back from the small disk: the database copied out (SQLite's backup, a consistent
+    snapshot), the daemon stopped, the copy in place of its old database, started again."""
+    live = _seen_by_daemon(node) / "ipkeeper.db"
+    copy = state_dir(node) / "ipkeeper.db.copy"
+    source = sqlite3.connect(f"file:{live}?mode=ro", uri=True)
+    target = sqlite3.connect(copy)
+    try:
+        source.backup(target)
+    finally:
+        target.close()
+        source.close()
+    copy.chmod(0o600)
+    daemons.stop(node)
+    for stale in state_dir(node).glob("ipkeeper.db-*"):
+        stale.unlink()
+    copy.rename(state_dir(node) / "ipkeeper.db")
     daemons.start(node)

@@ -3,16 +3,23 @@
 Every change that matters is made in a transaction (`with db.transaction():`)
 and committed before it is reported, so a crash at any instant leaves either
 the old or the new state (R31). The schema carries a version; `open_db`
-applies the migrations a database is missing, each in its own transaction.
+checks that the database is sound (store/soundness.py) and applies the
+migrations it is missing, each in its own transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from ipkeeper.store import soundness
+from ipkeeper.store.health import Keeper, StoreHealth, StoreUnavailable, is_store_failure
+
+log = logging.getLogger("ipkeeper.store")
 
 SCHEMA_VERSION = 2
 
@@ -100,11 +107,18 @@ class Database:
         # Told when the outermost transaction has ended (committed or rolled back),
         # so that an in-memory mirror can re-read exactly what was written.
         self.after_transaction: list[Callable[[bool], None]] = []
+        # Whether writes succeed, and what holds a failed write in memory (store/health.py).
+        self.health = StoreHealth(path)
+        self.keepers: list[Keeper] = []
+        self._kept = False
         for pragma in (
             "journal_mode=WAL",
             "synchronous=FULL",
             "foreign_keys=ON",
             "busy_timeout=5000",
+            # Pages go to disk at COMMIT only, never in the middle of a transaction: a full
+            # disk fails a commit, which can be kept, not a statement halfway through.
+            "cache_spill=OFF",
         ):
             self._conn.execute(f"PRAGMA {pragma}")
 
@@ -115,34 +129,71 @@ class Database:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A transaction (a savepoint when nested): committed on exit, rolled back on error."""
+        """A transaction (a savepoint when nested): committed on exit, rolled back on error.
+
+        When the outermost commit fails because of the disk (store/health.py), the
+        keepers hold in memory what they can, to be written later: if they hold
+        everything (states, settings, events: a check, a recovery, a takeover) nothing
+        is raised, so a safety action never waits on the disk; otherwise (a definition)
+        StoreUnavailable is raised and nothing was stored.
+        """
         with self._lock:
             name = f"sp{self._depth}"
             self._conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield self._conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth -= 1
-                try:
-                    self._conn.execute("ROLLBACK" if self._depth == 0 else f"ROLLBACK TO {name}")
-                    if self._depth:
-                        self._conn.execute(f"RELEASE {name}")
-                finally:
-                    if self._depth == 0:
-                        self._ended(committed=False)
+                if self._depth:
+                    self._undo_savepoint(name)
+                    raise
+                self._rollback()
+                # A failure in the middle cut the work short: never pretend it was done.
+                if self._store_failed(exc):
+                    raise StoreUnavailable(self.health.reason()) from exc
                 raise
             self._depth -= 1
+            if self._depth:
+                self._conn.execute(f"RELEASE {name}")
+                return
             try:
-                self._conn.execute("COMMIT" if self._depth == 0 else f"RELEASE {name}")
-            except BaseException:
-                if self._depth == 0:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                    self._ended(committed=False)
-                raise
-            if self._depth == 0:
-                self._ended(committed=True)
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                if not self._store_failed(exc):
+                    raise
+                if not self._kept:
+                    raise StoreUnavailable(self.health.reason()) from exc
+                return
+            self.health.succeeded()
+            self._ended(committed=True)
+
+    def _undo_savepoint(self, name: str) -> None:
+        # A disk failure may have rolled the whole transaction back already.
+        if self._conn.in_transaction:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+    def _store_failed(self, exc: BaseException) -> bool:
+        """After the outermost transaction was rolled back: whether `exc` was the disk's
+        doing (then the keepers keep what they can, `_kept` says whether all of it)."""
+        failed = is_store_failure(exc)
+        self._kept = False
+        if failed:
+            self.health.failed(exc)
+            self._kept = all([keeper.can_keep() for keeper in self.keepers])
+            if self._kept:
+                for keeper in self.keepers:
+                    keeper.keep()
+            log.error("%s; %s", self.health.reason(), "kept in memory" if self._kept else "refused")
+        self._ended(committed=False)
+        return failed
 
     def _ended(self, committed: bool) -> None:
         for listener in self.after_transaction:
@@ -153,6 +204,11 @@ class Database:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
+    @property
+    def depth(self) -> int:
+        """How many transactions are open (0: none; 2: a savepoint inside one)."""
+        return self._depth
+
     def schema_version(self) -> int:
         """The version of the schema this database has."""
         with self._lock:
@@ -160,21 +216,27 @@ class Database:
 
 
 def open_db(path: Path) -> Database:
-    """Open (creating if needed) and migrate the database at `path`."""
+    """Open (creating if needed), check and migrate the database at `path`.
+
+    Raises soundness.DamagedDatabase when it cannot be trusted (not SQLite, broken
+    pages, a schema or a row that is not what its version says) and
+    soundness.NewerDatabase when a newer ipkeeper wrote it; nothing is changed then."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    db = Database(path)
-    current = db.schema_version()
-    if current > SCHEMA_VERSION:
-        db.close()
-        raise RuntimeError(
-            f"{path}: schema version {current} is newer than this ipkeeper ({SCHEMA_VERSION})"
-        )
+    current = soundness.check_file(path, _migrations())  # read-only: a damaged file stays as it is
+    try:
+        db = Database(path)
+    except sqlite3.DatabaseError as exc:
+        raise soundness.DamagedDatabase(f"{path}: damaged: {exc}") from None
     for version in range(current + 1, SCHEMA_VERSION + 1):
         with db.transaction() as conn:
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
     return db
+
+
+def _migrations() -> tuple[str, ...]:
+    return tuple(MIGRATIONS[v] for v in range(1, SCHEMA_VERSION + 1))
 
 
 def _statements(script: str) -> list[str]:

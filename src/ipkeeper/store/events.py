@@ -25,6 +25,7 @@ from ipkeeper.store.db import Database
 
 log = logging.getLogger("ipkeeper.events")
 PRUNE_EVERY = 1000
+BACKLOG_MAX = 10_000  # events kept in memory while the disk refuses writes
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,35 @@ class Event:
         return asdict(self)
 
 
+@dataclass
+class _Pending:
+    """An event being written (or waiting for the disk): what goes into its row."""
+
+    ts: float
+    tag: str | None
+    kind: str
+    message: str
+    details: str  # JSON
+    id: int = 0
+    count: int = 1
+    last: float | None = None
+
+    def event(self, server: str) -> Event:
+        """As the log shows it."""
+        return Event(
+            self.id, self.ts, server, self.tag, self.kind, self.message,
+            _details(self.details), self.count, self.last,
+        )  # fmt: skip
+
+
 class EventLog:
-    """Appends events to the database and wakes anyone following the log."""
+    """Appends events to the database and wakes anyone following the log.
+
+    Never raises because of the disk (store/health.py): while the database
+    cannot be written, events wait in memory (the newest BACKLOG_MAX, with a
+    count of those left out), their log lines written at once, and they are
+    written with their own times by `flush` once it takes writes again.
+    """
 
     def __init__(self, db: Database, server: str, tunables: Tunables | None = None) -> None:
         self.db = db
@@ -57,6 +85,59 @@ class EventLog:
         self._recent: dict[tuple[str, str | None, str], tuple[int, float]] = {}
         self._last_of: dict[str | None, tuple[str, str | None, str]] = {}  # tag -> its last
         self._since_prune = 0
+        self._txn: list[_Pending] = []  # written in the transaction now open
+        self._backlog: list[_Pending] = []  # refused by the disk, oldest first
+        self.left_out = 0  # events beyond BACKLOG_MAX while the disk refused writes
+        db.keepers.append(self)
+        db.after_transaction.append(self._ended)
+
+    # -- when the disk refuses a write (store/health.py) ------------------------------
+
+    def can_keep(self) -> bool:
+        """Keeper: events can always wait in memory."""
+        return True
+
+    def keep(self) -> None:
+        """Keeper: the failed transaction's events wait for the disk."""
+        self._wait(self._txn)
+        self._txn = []
+
+    def _wait(self, events: list[_Pending]) -> None:
+        for pending in events:
+            pending.id = 0
+        self._backlog.extend(events)
+        excess = len(self._backlog) - BACKLOG_MAX
+        if excess > 0:
+            del self._backlog[:excess]
+            self.left_out += excess
+
+    def _coalesce_waiting(self, key: tuple[str, str | None, str], ts: float) -> Event | None:
+        """One more of an event that waits for the disk: its count grows."""
+        for pending in reversed(self._backlog):
+            if (pending.kind, pending.tag, pending.message) == key:
+                pending.count += 1
+                pending.last = ts
+                return pending.event(self.server)
+        return None
+
+    def _ended(self, _committed: bool) -> None:
+        self._txn = []
+
+    @property
+    def waiting(self) -> int:
+        """Events waiting in memory for the disk."""
+        return len(self._backlog)
+
+    def flush(self) -> int:
+        """Write the events that waited for the disk (one transaction); how many."""
+        if not self._backlog:
+            return 0
+        waiting, self._backlog = self._backlog, []
+        self._txn.extend(waiting)
+        with self.db.transaction() as conn:
+            for pending in waiting:
+                self._write(conn, pending)
+        return len(waiting) - len(self._backlog)
 
     def _setting(self, name: str, default: float) -> float:
         return float(self.tunables.get(name)) if self.tunables is not None else default
@@ -73,7 +154,7 @@ class EventLog:
             and ts - seen[1] < self._setting("EVENTS_COALESCE", 60.0)
         ):
             assert seen is not None
-            repeated = self._repeat(seen[0], ts)
+            repeated = self._repeat(seen[0], ts) if seen[0] else self._coalesce_waiting(key, ts)
             if repeated is not None:
                 self._recent[key] = (seen[0], ts)
                 return repeated
@@ -90,6 +171,8 @@ class EventLog:
 
     def _repeat(self, event_id: int, ts: float) -> Event | None:
         """One more of an event logged a moment ago: its count grows; no new row."""
+        if not self.db.health.writable:
+            return None  # a new event, to wait for the disk with its own count
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE events SET count = count + 1, last_ts = ? WHERE id = ?", (ts, event_id)
@@ -113,22 +196,31 @@ class EventLog:
             )
             return int(cur.rowcount or 0)
 
+    def _write(self, conn: Any, pending: _Pending) -> None:
+        cur = conn.execute(
+            "INSERT INTO events(ts, server, tag, kind, message, details, count, last_ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                pending.ts, self.server, pending.tag, pending.kind, pending.message,
+                pending.details, pending.count, pending.last,
+            ),
+        )  # fmt: skip
+        pending.id = int(cur.lastrowid or 0)
+
     def _insert(
         self, kind: str, message: str, tag: str | None, details: dict[str, Any], ts: float
     ) -> Event:
-        with self.db.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO events(ts, server, tag, kind, message, details) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    ts,
-                    self.server,
-                    tag,
-                    kind,
-                    message,
-                    json.dumps(details, default=str, sort_keys=True),
-                ),
-            )
-            event_id = int(cur.lastrowid or 0)
+        text = json.dumps(details, default=str, sort_keys=True)
+        pending = _Pending(ts, tag, kind, message, text)
+        if self._backlog and self.db.depth == 0 and self.db.health.writable:
+            self.flush()  # what waited for the disk goes first
+        if self.db.health.writable:
+            self._txn.append(pending)
+            with self.db.transaction() as conn:
+                self._write(conn, pending)
+        else:  # wait for the disk without asking it again: flush() does
+            self._wait([pending])
+        event_id = pending.id
         log.log(
             event_level(kind, message), "[%s@%s] %s: %s", tag or "-", self.server, kind, message
         )
@@ -196,7 +288,16 @@ def _event(r: Any) -> Event:
         r["tag"],
         r["kind"],
         r["message"],
-        json.loads(r["details"]),
+        _details(r["details"]),
         int(r["count"]),
         r["last_ts"],
     )
+
+
+def _details(text: Any) -> dict[str, Any]:
+    """An event's details; a row damaged on disk is shown as it is (history decides nothing)."""
+    try:
+        found = json.loads(text)
+    except (TypeError, ValueError):
+        return {"undecodable": str(text)[:200]}
+    return found if isinstance(found, dict) else {"undecodable": str(text)[:200]}

@@ -9,10 +9,17 @@ holds what the database does not.
 
 Methods that write must be called inside `db.transaction()` when several of
 them make one change; each method alone is atomic.
+
+When the disk refuses a write (store/health.py), a transaction that wrote only
+states and settings is kept: the mirror takes what it meant, the rows are
+marked unsaved and written by `flush_unsaved` (or by their next write) when the
+disk takes writes again; until then the mirror, not the database, is the truth
+for them. A transaction that wrote a definition is refused (StoreUnavailable).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -91,6 +98,15 @@ class _Touched:
     tombstones: set[str] = field(default_factory=set)
     ping_lists: set[str] = field(default_factory=set)
     settings: set[str] = field(default_factory=set)
+    # What the writes of states and settings meant, to be kept in memory when the disk
+    # refuses them (store/health.py): None for a state dropped.
+    state_intents: dict[str, LocalState | None] = field(default_factory=dict)
+    setting_intents: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def definitions(self) -> bool:
+        """True when anything but states and settings was written."""
+        return bool(self.resources or self.dependencies or self.tombstones or self.ping_lists)
 
     def __bool__(self) -> bool:
         return bool(
@@ -121,8 +137,13 @@ class Repo:
         self._ping_lists: dict[str, list[str]] = {}
         self._settings: dict[str, str] = {}
         self._graph: Hierarchy | None = None
+        # States and settings held in memory because the disk refused them; written by
+        # flush_unsaved() (or by the next write of the same row) once it takes writes.
+        self._unsaved_states: set[str] = set()
+        self._unsaved_settings: set[str] = set()
         self._load()
         db.after_transaction.append(self._read_back)
+        db.keepers.append(self)
 
     # -- the mirror ------------------------------------------------------------
 
@@ -171,11 +192,70 @@ class Repo:
             if isinstance(address, str) and self._by_address.get(address) == resource_id:
                 del self._by_address[address]
 
-    def _read_back(self, _committed: bool) -> None:
+    # -- when the disk refuses a write (store/health.py) ------------------------------
+
+    def can_keep(self) -> bool:
+        """Keeper: states and settings can wait in memory; definitions cannot."""
+        return not self._touched.definitions
+
+    def keep(self) -> None:
+        """Keeper: the failed transaction's states and settings become the mirror's, unsaved."""
+        touched = self._touched
+        for rid, state in touched.state_intents.items():
+            if state is None:
+                self._states.pop(rid, None)
+            else:
+                self._states[rid] = state
+            self._unsaved_states.add(rid)
+        for key, value in touched.setting_intents.items():
+            self._settings[key] = value
+            self._unsaved_settings.add(key)
+
+    @property
+    def unsaved(self) -> int:
+        """States and settings held in memory, waiting for the disk."""
+        return len(self._unsaved_states) + len(self._unsaved_settings)
+
+    def flush_unsaved(self) -> int:
+        """Write what the disk refused before (one transaction); how many rows it wrote.
+
+        Never raises for the disk: refused again, everything stays kept as it was."""
+        if not self.unsaved:
+            return 0
+        states, settings = set(self._unsaved_states), set(self._unsaved_settings)
+        with self.db.transaction() as conn:
+            for rid in sorted(states):
+                st = self._states.get(rid)
+                if st is None or rid not in self._resources:
+                    conn.execute("DELETE FROM local_state WHERE resource_id = ?", (rid,))
+                    self._touched.state_intents[rid] = None
+                else:
+                    conn.execute(
+                        "INSERT OR REPLACE INTO local_state VALUES (?, ?, ?, ?, ?)",
+                        (rid, st.state.value, st.pending, st.reason, st.since),
+                    )
+                    self._touched.state_intents[rid] = st
+                self._touched.states.add(rid)
+            for key in sorted(settings):
+                conn.execute(
+                    "INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, self._settings[key])
+                )
+                self._touched.setting_intents[key] = self._settings[key]
+                self._touched.settings.add(key)
+        return len(states) + len(settings) - self.unsaved
+
+    def _read_back(self, committed: bool) -> None:
         """Re-read what the transaction that just ended touched (see the module docstring)."""
         touched, self._touched = self._touched, _Touched()
         if not touched:
             return
+        notify = set(touched.states)
+        if committed:  # what the disk refused before is written now, where touched again
+            self._unsaved_states -= touched.states
+            self._unsaved_settings -= touched.settings
+        else:  # the mirror, not the disk, has the last word on what is unsaved
+            touched.states -= self._unsaved_states
+            touched.settings -= self._unsaved_settings
         before = set(self._resources) if touched.resources else None
         for rid in touched.resources:
             rows = self.db.query("SELECT * FROM resources WHERE id = ?", (rid,))
@@ -213,7 +293,7 @@ class Repo:
         if changed or touched.dependencies:
             for listener in self.definition_listeners:
                 listener(set(changed))
-        for rid in sorted(touched.states | (touched.resources - set(self._resources))):
+        for rid in sorted(notify | (touched.resources - set(self._resources))):
             self.state_changed(rid)
 
     def _reread(
@@ -434,6 +514,11 @@ class Repo:
         if pending is not None and pending not in PENDING:
             raise ValueError(f"pending: {pending!r}")
         now = time.time()
+        before = self._intended(resource_id)
+        since = before.since if before is not None and before.state is state else now
+        self._touched.state_intents[resource_id] = LocalState(
+            resource_id, state, pending, reason, since
+        )
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO local_state(resource_id, state, pending, reason, since) VALUES (?, ?, ?, ?, ?) "
@@ -444,8 +529,16 @@ class Repo:
             )
             self._touched.states.add(resource_id)
 
+    def _intended(self, resource_id: str) -> LocalState | None:
+        """A state as the current transaction leaves it so far (else as the mirror has it)."""
+        intents = self._touched.state_intents
+        return intents[resource_id] if resource_id in intents else self._states.get(resource_id)
+
     def set_pending(self, resource_id: str, pending: str | None) -> None:
         """Mark (or clear) the action in flight for a resource, keeping its state."""
+        before = self._intended(resource_id)
+        if before is not None:
+            self._touched.state_intents[resource_id] = dataclasses.replace(before, pending=pending)
         with self.db.transaction() as conn:
             conn.execute(
                 "UPDATE local_state SET pending = ? WHERE resource_id = ?", (pending, resource_id)
@@ -454,6 +547,7 @@ class Repo:
 
     def drop_state(self, resource_id: str) -> None:
         """Forget this server's state of a resource (after unextend)."""
+        self._touched.state_intents[resource_id] = None
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM local_state WHERE resource_id = ?", (resource_id,))
             self._touched.states.add(resource_id)
@@ -482,6 +576,7 @@ class Repo:
 
     def set_setting(self, key: str, value: str) -> None:
         """Store a setting."""
+        self._touched.setting_intents[key] = value
         with self.db.transaction() as conn:
             conn.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
             self._touched.settings.add(key)

@@ -6,7 +6,10 @@ interface, the addresses added in batched netlink requests, the first
 announcement of every address sent at once (the repeats follow from
 announce.py's thread), the source-address setting
 applied once per subnet, and the check after bring-up pinging once per
-subnet. A VIP whose step fails is undone alone; the others go on.
+subnet. A VIP whose step fails is undone alone; the others go on. What a
+bring-up undoes is only what it did: an address that was already there
+(adopted) stays when its check fails, and the result says so
+(`details["adopted"]`).
 """
 
 from __future__ import annotations
@@ -92,6 +95,15 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
                 f"{specs[i].cidr} up on {specs[i].interface}{adopted}; {check.reason}",
                 timings=dict(clock.timings),
                 details=check.details,
+            )
+        elif present[i]:
+            # Not added by this bring-up: never removed by it either.
+            results[i] = _failed(
+                f"check after bring-up failed at {check.reason}; "
+                "the address was there before and is left as it was",
+                check.step or "check",
+                clock.timings,
+                adopted=True,
             )
         else:
             results[i] = _failed(
@@ -199,7 +211,12 @@ def _check_once(kit: IPKit, specs: list[IPSpec]) -> list[KitResult]:
 def _take_down(kit: IPKit, specs: list[IPSpec]) -> list[str | None]:
     for ifname, mine in _by_interface(specs).items():
         kit.announcer.forget(ifname, [s.address for s in mine])
-    kit.undo_sources(specs)
+    try:
+        kit.undo_sources(specs)
+    except netlink.NetlinkFailure as exc:
+        # A VIP left up after its take-down is far worse than a subnet route the kernel
+        # re-makes from the address it promotes: the addresses go all the same.
+        log.warning("%s; removing the addresses all the same", exc)
     errors = netlink.delete_addresses([(s.interface, s.cidr) for s in specs])
     for spec, error in zip(specs, errors, strict=True):
         if error is None:

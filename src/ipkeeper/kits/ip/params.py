@@ -39,17 +39,40 @@ def system_resolver(name: str) -> list[IPAddress]:
 
 
 def _check_usable(addr: IPAddress, text: str) -> IPAddress:
+    mapped = addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) else None
     problems = (
         (addr.is_unspecified, "is the unspecified address"),
         (addr.is_loopback, "is a loopback address"),
         (addr.is_multicast, "is a multicast address"),
-        (addr.is_link_local, "is link-local"),
         (addr.version == 4 and addr == ipaddress.IPv4Address("255.255.255.255"), "is broadcast"),
+        (mapped is not None, f"is an IPv4-mapped IPv6 address: give the IPv4 address {mapped}"),
     )
     for bad, why in problems:
         if bad:
             raise ParamError("address", f"{text} {why}")
     return addr
+
+
+def check_vip(cidr: IPInterface, interface_chosen: bool) -> None:
+    """What can never be a VIP of its own subnet: the subnet's network or broadcast address
+    (IPv4 up to /30; RFC 3021's /31 and a /32 have none), IPv6's subnet-router anycast
+    address (up to /126), and a link-local address unless the interface was chosen
+    explicitly (such an address only means something on its own link; IPv4 only: an
+    IPv6 one needs a zone that a VIP cannot carry)."""
+    addr, net = cidr.ip, cidr.network
+    if addr.version == 4 and net.prefixlen <= 30:
+        if addr == net.network_address:
+            raise ParamError("address", f"{addr} is the network address of {net}")
+        if addr == net.broadcast_address:
+            raise ParamError("address", f"{addr} is the broadcast address of {net}")
+    if addr.version == 6 and net.prefixlen <= 126 and addr == net.network_address:
+        raise ParamError("address", f"{addr} is the subnet-router anycast address of {net}")
+    if addr.is_link_local and addr.version == 6:
+        raise ParamError("address", f"{addr} is IPv6 link-local: it needs a zone, a VIP has none")
+    if addr.is_link_local and not interface_chosen:
+        raise ParamError(
+            "address", f"{addr} is link-local: name its interface (--interface) to use it"
+        )
 
 
 def parse_address(text: str, resolver: Resolver = system_resolver) -> IPAddress:
