@@ -179,21 +179,28 @@ def decode(data: bytes) -> Iterator[Message]:
             yield LinkMessage(kind, index, name, flags)
 
 
-def dump(kind: int, family: int = 0) -> list[Message]:
+def dump(kind: int, family: int = 0, sock: socket.socket | None = None) -> list[Message]:
     """Every address (RTM_GETADDR), link (RTM_GETLINK) or route (RTM_GETROUTE) of this
-    thread's namespace, in the kernel's order."""
+    thread's namespace (or of `sock`'s, a bound NETLINK_ROUTE socket), in the kernel's
+    order."""
+    if sock is not None:
+        return _dump_on(sock, kind, family)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as own:  # NETLINK_ROUTE
+        own.bind((0, 0))
+        own.settimeout(5.0)
+        return _dump_on(own, kind, family)
+
+
+def _dump_on(sock: socket.socket, kind: int, family: int) -> list[Message]:
     found: list[Message] = []
-    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0) as sock:  # NETLINK_ROUTE
-        sock.bind((0, 0))
-        sock.settimeout(5.0)
-        sock.send(dump_request(kind, 1, family))
-        while True:
-            data = sock.recv(1 << 20)
-            for msg_kind, _flags, seq, start, _end in messages(data):
-                if seq != 1:
-                    continue
-                if msg_kind == NLMSG_DONE:
-                    return found
-                if msg_kind == NLMSG_ERROR:
-                    raise OSError(error_code(data, start), "netlink dump refused")
-            found.extend(decode(data))
+    sock.send(dump_request(kind, 1, family))
+    while True:
+        data = sock.recv(1 << 20)
+        for msg_kind, _flags, seq, start, _end in messages(data):
+            if seq != 1:
+                continue
+            if msg_kind == NLMSG_DONE:
+                return found
+            if msg_kind == NLMSG_ERROR:
+                raise OSError(error_code(data, start), "netlink dump refused")
+        found.extend(decode(data))
