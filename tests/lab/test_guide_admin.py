@@ -11,6 +11,7 @@ import itertools
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -292,6 +293,7 @@ def test_the_client_hears_two_bursts_spaced_as_configured(
         # Taken down before its second burst: nothing more may come from s1 for it.
         wait_until(lambda: len(heard.times(other)) >= 3, 5, message="the first burst of the other")
         s1.json("out-of-service", f"ip-{other}")
+        taken_down = time.monotonic()
         wait_until(
             lambda: [len(b) for b in heard.bursts(vip, 0.5)] == [3, 3], 10, message="both bursts"
         )
@@ -302,4 +304,6 @@ def test_the_client_hears_two_bursts_spaced_as_configured(
         assert all(0.08 <= g <= 0.6 for g in gaps), gaps  # IP_GARP_INTERVAL=0.1
     assert 0.95 <= bursts[1][0] - bursts[0][0] <= 2.0  # IP_GARP_REPEAT_DELAY=1
     assert {m for _, a, m in heard.heard if a == str(ipaddress.ip_address(vip))} == {mac}
-    assert len(heard.times(other)) == 3, heard.times(other)
+    # The second burst of the other may have begun before the take-down (a loaded
+    # machine's CLI is slow); none of it may come after.
+    assert [t for t in heard.times(other) if t > taken_down + 0.05] == [], heard.times(other)

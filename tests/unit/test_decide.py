@@ -269,3 +269,42 @@ def test_a_failure_recorded_before_a_restart_is_forgotten_at_start_up() -> None:
     # Item 11: otherwise a repaired server never gets its hierarchy back by switchback.
     assert reconcile(ResourceState.OSF, None, active=False).action is Action.STAND_DOWN
     assert reconcile(ResourceState.OSF, None, active=True).action is Action.REMOVE
+
+
+# -- agreed membership (issue 11, item 1) --------------------------------------------
+
+
+def test_a_partial_partition_takes_nothing_over_while_the_third_voter_sees_the_holder() -> None:
+    # s1 and s2 cannot reach each other; both reach s3. s2 sees two of three votes and
+    # s1 dead, but s3 sees s1 alive: s1 keeps the VIP and s2 must not take it.
+    view = scene("s2", {"s1": 1, "s2": 10, "s3": 20}, dead={"s1"}, quorum="majority",
+                 died_at={"s1": 100.0}, sees={"s3": {"s1", "s2"}})  # fmt: skip
+    d = decide(view, HID, 200.0, MAJORITY)
+    assert d.action is Action.WAIT
+    assert "s3 does not agree" in d.reason and "1 of 3 votes" in d.reason
+    assert d.wait_until is not None and d.wait_until > 200.0
+
+
+def test_once_the_third_voter_agrees_the_holder_is_gone_the_takeover_goes_ahead() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10, "s3": 20}, dead={"s1"}, quorum="majority",
+                 died_at={"s1": 100.0}, sees={"s3": {"s2"}})  # fmt: skip
+    assert decide(view, HID, 200.0, MAJORITY).action is Action.RESTORE
+
+
+def test_a_voter_that_has_not_said_what_it_sees_does_not_agree() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10, "s3": 20}, dead={"s1"}, quorum="majority",
+                 died_at={"s1": 100.0}, sees={"s3": None})  # fmt: skip
+    assert decide(view, HID, 200.0, MAJORITY).action is Action.WAIT
+
+
+def test_a_witness_that_still_sees_the_holder_stops_the_takeover_too() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10}, dead={"s1"}, witnesses={"w"}, quorum="majority",
+                 died_at={"s1": 100.0}, sees={"w": {"s1", "s2"}})  # fmt: skip
+    d = decide(view, HID, 200.0, MAJORITY)
+    assert d.action is Action.WAIT and "w does not agree" in d.reason
+
+
+def test_agreement_is_not_asked_without_majority_quorum() -> None:
+    view = scene("s2", {"s1": 1, "s2": 10, "s3": 20}, dead={"s1"},
+                 died_at={"s1": 100.0}, sees={"s3": {"s1", "s2"}})  # fmt: skip
+    assert decide(view, HID, 200.0, Policy()).action is Action.RESTORE

@@ -222,6 +222,7 @@ class ClusterService:
             "seq": self._sequence,
             "ready": self.ready,
             "states": self.snapshot() if self.ready else {},
+            "sees": self.table.seen_alive(),
         }
 
     def _publish_states(self) -> None:
@@ -231,12 +232,14 @@ class ClusterService:
     def _states(self, peer: str, data: dict[str, Any]) -> None:
         # Reports go on every path; the table keeps only the newest of each run.
         states = data.get("states", {})
+        sees = data.get("sees")
         self.table.report(
             peer,
             str(data.get("boot", "")),
             int(data.get("seq", 0)),
             bool(data.get("ready")),
             states if isinstance(states, dict) else {},
+            [s for s in sees if isinstance(s, str)] if isinstance(sees, list) else None,
         )
 
     def _resync(self, peer: str) -> None:
@@ -251,6 +254,8 @@ class ClusterService:
     def _peer_changed(self, peer: str, alive: bool) -> None:
         if alive:
             self._resync(peer)
+        # Every live peer learns this server's new membership (for agreed deaths).
+        self._publish_states()
         for listener in self.on_peer:
             listener(peer, alive)
 

@@ -192,7 +192,13 @@ class ViewBuilder:
         seen, total = self.table.votes()
         peers = {
             name: PeerView(
-                name, rec.alive, rec.witness, rec.reported and rec.ready, rec.died_at, rec.joined_at
+                name,
+                rec.alive,
+                rec.witness,
+                rec.reported and rec.ready,
+                rec.died_at,
+                rec.joined_at,
+                rec.sees,
             )
             for name, rec in self.table.peers.items()
         }

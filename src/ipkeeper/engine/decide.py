@@ -295,16 +295,56 @@ def decide(view: ClusterView, hid: HierarchyId, now: float, policy: Policy) -> D
     )
     decision = plan(h, view.alive(), me, quorum.has_quorum, unknown)
     if decision.action is Action.RESTORE:
-        return _when_to_take_over(view, h, now, policy, decision)
+        return _when_to_take_over(view, h, now, policy, decision, unknown)
     if decision.action is Action.NOTHING and here is not None and here.running:
         return _switchback(view, h, decision, now, policy)
     return decision
 
 
+def disagreeing(view: ClusterView, gone: frozenset[str]) -> tuple[frozenset[str], int]:
+    """Under QUORUM=majority, whether a majority agrees that the servers `gone` are
+    gone: (the live voters that still see one of them alive or have not said what
+    they see, the votes that agree, this server's included).
+
+    Counting the votes this server sees is not enough: in a partial partition (s1
+    and s2 cut from each other, both reaching s3) s2 sees two of three votes and
+    s1 dead, while s3 sees s1 alive, and s1 rightly keeps what it runs. A death
+    counts only when the voters counted also say it happened, as corosync decides
+    membership as one view (R32).
+    """
+    agree, against = 1, set()
+    for name, peer in view.peers.items():
+        if not peer.alive or name in gone:
+            continue
+        if peer.sees is not None and not (peer.sees & gone):
+            agree += 1
+        else:
+            against.add(name)
+    return frozenset(against), agree
+
+
 def _when_to_take_over(
-    view: ClusterView, h: HierarchyView, now: float, policy: Policy, decision: Decision
+    view: ClusterView,
+    h: HierarchyView,
+    now: float,
+    policy: Policy,
+    decision: Decision,
+    unknown: frozenset[str] = frozenset(),
 ) -> Decision:
     dead = h.dead_holders
+    gone = dead | (unknown if not h.abandoned else frozenset())
+    if gone and policy.quorum == "majority":
+        against, agree = disagreeing(view, gone)
+        if agree * 2 <= view.quorum.total:
+            names = ", ".join(sorted(gone))
+            return Decision(
+                Action.WAIT,
+                f"{names} gone as seen from here, but {', '.join(sorted(against))} "
+                f"{'does' if len(against) == 1 else 'do'} not agree ({agree} of "
+                f"{view.quorum.total} votes): taking nothing over until a majority agrees "
+                "(QUORUM=majority; a partial partition)",
+                wait_until=now + max(policy.quorum_grace, 0.5),
+            )
     if dead and policy.quorum == "majority":
         since = max(
             (d if (p := view.peers.get(s)) and (d := p.died_at) is not None else view.started)

@@ -90,6 +90,7 @@ class PeerRecord:
     fresh: bool = False  # a report arrived since it was last judged dead or restarted
     stamp: tuple[str, int] | None = None  # (run, sequence) of the last report taken
     states: dict[str, Reported] = field(default_factory=dict)
+    sees: frozenset[str] | None = None  # the servers it last said were alive (None: unknown)
 
 
 Listener = Callable[[str, set[str] | None], None]  # peer, changed resource ids (None: all)
@@ -132,6 +133,12 @@ class PeerTable:
         rec = self.peers.get(name)
         return rec is not None and rec.alive
 
+    def seen_alive(self) -> list[str]:
+        """The peers (witnesses too) this server's heartbeats say are alive: its
+        membership, sent with every state report so that peers can tell whether a
+        death they see is agreed (QUORUM=majority)."""
+        return sorted(n for n, r in self.peers.items() if r.alive)
+
     def alive(self) -> set[str]:
         """Servers alive now, this one included (witnesses excluded)."""
         return {self.me} | {n for n, r in self.peers.items() if r.alive and not r.witness}
@@ -169,6 +176,7 @@ class PeerTable:
         if alive:
             if not rec.fresh:
                 rec.states, rec.reported, rec.ready = {}, False, False
+                rec.sees = None
             elif rec.ready:
                 rec.joined_at = now
         else:
@@ -183,20 +191,31 @@ class PeerTable:
         if rec is None:
             return
         rec.fresh = rec.reported = rec.ready = False
-        rec.states, rec.joined_at = {}, None
+        rec.states, rec.joined_at, rec.sees = {}, None, None
         self._tell(name, None)
 
     def report(
-        self, name: str, run: str, sequence: int, ready: bool, states: Mapping[str, Any]
+        self,
+        name: str,
+        run: str,
+        sequence: int,
+        ready: bool,
+        states: Mapping[str, Any],
+        sees: Iterable[str] | None = None,
     ) -> set[str] | None:
-        """A state report from `name`; the resource ids whose entry changed, or None when
-        the report was stale (older than one already taken from the same run)."""
+        """A state report from `name`, with the servers it sees alive (its membership);
+        the resource ids whose entry changed, or None when the report was stale (older
+        than one already taken from the same run)."""
         rec = self.peers.get(name)
         if rec is None:
             return None
         if rec.stamp is not None and rec.stamp[0] == run and sequence <= rec.stamp[1]:
             return None
         rec.stamp = (run, sequence)
+        seen = frozenset(sees) if sees is not None else None
+        if seen != rec.sees:
+            rec.sees = seen
+            self._tell(name, None)  # whether a death is agreed may have changed anywhere
         parsed = {
             rid: entry
             for rid, raw in states.items()

@@ -60,6 +60,32 @@ def comm_paths_cut(node: Node, peer_lan_address: str) -> Iterator[None]:
         plug(node, "eth1")
 
 
+PARTITION_TABLE = "ipk_partition"
+
+
+@contextlib.contextmanager
+def partial_partition(a: Node, b: Node) -> Iterator[None]:
+    """`a` and `b` cannot reach each other on any network, at layer 2 (no frame of
+    theirs, ARP included, crosses between their switch ports), while both still reach
+    every other node: a partial partition, as a broken trunk or a bad ACL makes it."""
+    rules = [f"table bridge {PARTITION_TABLE} {{", "  chain cut {",
+             "    type filter hook forward priority 0; policy accept;"]  # fmt: skip
+    for port in a.ports:
+        theirs = [p for p in b.ports if p.bridge == port.bridge]
+        for other in theirs:
+            x, y = veth_name(a, port), veth_name(b, other)
+            rules += [
+                f'    iifname "{x}" oifname "{y}" drop',
+                f'    iifname "{y}" oifname "{x}" drop',
+            ]
+    rules += ["  }", "}", ""]
+    _nft_in(SWITCH_NS, ["-f", "-"], "\n".join(rules))
+    try:
+        yield
+    finally:
+        _nft_in(SWITCH_NS, ["delete", "table", "bridge", PARTITION_TABLE], check=False)
+
+
 LOSS_TABLE = "ipk_loss"
 
 
@@ -88,7 +114,11 @@ def lossless(node: Node) -> None:
 
 
 def _nft(node: Node, args: list[str], text: str = "", check: bool = True) -> None:
-    argv = [sys.executable, "-m", "ipkeeper.lab.nsexec", node.namespace, "--", "nft", *args]
+    _nft_in(node.namespace, args, text, check)
+
+
+def _nft_in(namespace: str, args: list[str], text: str = "", check: bool = True) -> None:
+    argv = [sys.executable, "-m", "ipkeeper.lab.nsexec", namespace, "--", "nft", *args]
     subprocess.run(argv, input=text, text=True, capture_output=True, check=check, timeout=30)
 
 

@@ -88,6 +88,7 @@ class PeerView:
     reported: bool
     died_at: float | None
     joined_at: float | None
+    sees: frozenset[str] | None = None  # the servers it last said were alive (None: unknown)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,12 @@ step (used by bench/chaos.py and, briefly, by the test suite)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import signal
 import time
+from collections.abc import Callable
 
 from ipkeeper.lab import daemons, faults
 from ipkeeper.lab.topology import Topology
@@ -53,8 +57,89 @@ def check(
     return None
 
 
-FAULTS = ("crash", "cut LAN cable", "cut both cables", "kill daemon", "switch over")
+FAULTS = (
+    "crash", "cut LAN cable", "cut both cables", "kill daemon", "switch over",
+    # issue 11's campaign: one-shot faults (over before the invariants are checked) ...
+    "pause daemon", "flap LAN cable", "wipe database",
+    # ... and lasting ones, repaired at the next step
+    "fill disk",
+)  # fmt: skip
+PARTIAL = "partial partition"  # with three servers or more: this one and the next cut apart
 OUT_OF_SERVICE = "out of service"  # by an administrator, while the other server is down
+PAUSE = 2.0  # seconds a paused daemon stays stopped (SIGSTOP) before it is continued
+SMALL_DISK = 8 << 20  # bytes of the tmpfs a "fill disk" puts the state directory on
+
+Undo = Callable[[], None]
+ongoing: dict[str, Undo] = {}  # server -> how to end the lasting fault injected on it
+
+
+def faults_for(names: list[str]) -> tuple[str, ...]:
+    """The faults a cluster of these servers can be given."""
+    return FAULTS + ((PARTIAL,) if len(names) >= 3 else ())
+
+
+def _pause(name: str, node_pid: int | None) -> None:
+    if node_pid is None:
+        return
+    os.kill(node_pid, signal.SIGSTOP)
+    try:
+        time.sleep(PAUSE)  # the pause itself
+    finally:
+        os.kill(node_pid, signal.SIGCONT)
+
+
+def _flap(lab: Topology, name: str, rng: random.Random) -> None:
+    node = lab.node(name)
+    for _ in range(10):
+        faults.set_switch_port(node, "eth0", False)
+        time.sleep(rng.uniform(0.05, 0.15))  # the flap itself
+        faults.set_switch_port(node, "eth0", True)
+        time.sleep(rng.uniform(0.2, 0.5))
+
+
+def _wipe(lab: Topology, name: str) -> None:
+    node = lab.node(name)
+    daemons.kill(node)
+    for leftover in faults.state_dir(node).glob("ipkeeper.db*"):
+        leftover.unlink()
+    daemons.start(node)
+
+
+def _fill(lab: Topology, name: str) -> Undo:
+    node = lab.node(name)
+    faults.small_disk(node, SMALL_DISK)
+    faults.fill_disk(node)
+
+    def undo() -> None:
+        faults.free_disk(node)
+        faults.normal_disk(node)
+
+    return undo
+
+
+def _campaign(lab: Topology, action: str, name: str, rng: random.Random) -> bool:
+    """Inject one of the campaign's faults (issue 11); False when `action` is another."""
+    if action == "pause daemon":
+        _pause(name, daemons.pid(lab.node(name)))
+    elif action == "flap LAN cable":
+        _flap(lab, name, rng)
+    elif action == "wipe database":
+        _wipe(lab, name)
+    elif action == "fill disk":
+        ongoing[name] = _fill(lab, name)
+    elif action == PARTIAL:
+        ongoing[name] = _partition(lab, name)
+    else:
+        return False
+    return True
+
+
+def _partition(lab: Topology, name: str) -> Undo:
+    names = [n.name for n in lab.servers]
+    other = names[(names.index(name) + 1) % len(names)]
+    stack = contextlib.ExitStack()
+    stack.enter_context(faults.partial_partition(lab.node(name), lab.node(other)))
+    return stack.close
 
 
 def inject(
@@ -65,9 +150,13 @@ def inject(
     dead: set[str],
     vip: str,
     stopped: set[str],
+    rng: random.Random | None = None,
 ) -> None:
-    """Do `action` to server `name`, and note what it leaves cut off, dead or stopped."""
+    """Do `action` to server `name`, and note what it leaves cut off, dead or stopped
+    (or, for a lasting fault that leaves it up and reachable, how to end it)."""
     node = lab.node(name)
+    if _campaign(lab, action, name, rng or random.Random(0)):
+        return
     if action == "crash":
         faults.crash(node)
         cut.add(name)
@@ -87,6 +176,8 @@ def inject(
         LabServer(node).json("out-of-service", f"ip-{vip}")
         stopped.add(vip)
     else:  # repair, and the administrator brings back what was taken out of service
+        if name in ongoing:
+            ongoing.pop(name)()
         faults.plug(node)
         daemons.start(node)
         cut.discard(name)
@@ -131,20 +222,28 @@ def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> i
     dead: set[str] = set()
     stopped: set[str] = set()
     names = [node.name for node in lab.servers]
+    ongoing.clear()
     for step in range(steps):
-        down = cut | dead
+        down = cut | dead | set(ongoing)
         # While a server is cut off or crashed (not a daemon killed alone, which
         # leaves its VIP up where no command reaches it), sometimes an
         # administrator takes a VIP out of service on the other one.
         # (Never as the last step: the repair after it brings the VIP back.)
         last = step == steps - 1
-        if down and not stopped and not dead - cut and not last and rng.random() < 0.4:
+        if (
+            down
+            and not stopped
+            and not dead - cut
+            and not ongoing
+            and not last
+            and rng.random() < 0.4
+        ):
             action, name = OUT_OF_SERVICE, next(s for s in names if s not in down)
         elif down:
             action, name = "repair", sorted(down)[0]
         else:
-            action, name = rng.choice(FAULTS), rng.choice(names)
-        inject(lab, action, name, cut, dead, rng.choice(list(VIPS)), stopped)
+            action, name = rng.choice(faults_for(names)), rng.choice(names)
+        inject(lab, action, name, cut, dead, rng.choice(list(VIPS)), stopped, rng)
         broken = settled(lab, cut, dead, settle, stopped=frozenset(stopped))
         print(
             f"{step:3d} {action:16s} {name}: {'ok' if broken is None else 'BROKEN: ' + broken}",
@@ -159,7 +258,9 @@ def run(lab: Topology, rng: random.Random, steps: int, settle: float = 6.0) -> i
 
 
 def repair_all(lab: Topology) -> None:
-    """Every cable in and every daemon running again."""
+    """Every cable in, every lasting fault ended and every daemon running again."""
+    for name in list(ongoing):
+        ongoing.pop(name)()
     for node in lab.servers:
         faults.plug(node)
         daemons.start(node)

@@ -45,8 +45,10 @@ def scene(
     withdrawn: bool = False,
     attempt: Attempt | None = None,
     started: float = 0.0,
+    sees: Mapping[str, Iterable[str] | None] | None = None,
 ) -> ClusterView:
-    """A view of one hierarchy (id `HID`) on the servers of `priorities`."""
+    """A view of one hierarchy (id `HID`) on the servers of `priorities`. Each live
+    peer sees the same servers alive as this one unless `sees` says otherwise."""
     dead_set = set(dead)
     everyone = set(priorities) | set(witnesses)
     alive_set = set(alive) if alive is not None else everyone - dead_set
@@ -78,6 +80,7 @@ def scene(
             name not in set(unheard),
             (died_at or {}).get(name),
             (joined_at or {}).get(name),
+            _sees(name, alive_set, sees),
         )
         for name in names
     }
@@ -90,3 +93,12 @@ def scene(
         {HID: hierarchy},
         {HID: attempt} if attempt else {},
     )
+
+
+def _sees(
+    name: str, alive: set[str], sees: Mapping[str, Iterable[str] | None] | None
+) -> frozenset[str] | None:
+    if sees is not None and name in sees:
+        given = sees[name]
+        return frozenset(given) if given is not None else None
+    return frozenset(alive - {name})
