@@ -195,7 +195,7 @@ class Ipkeeper:
         """Peers declared dead and paths down since `marks`, on both servers."""
         dead = paths = 0
         for server, mark in zip((self.s1, self.s2), marks, strict=True):
-            for event in server.api("GET", f"/events?limit=100000&after={mark}")["events"]:
+            for event in server.api("GET", f"/events?limit=10000&after={mark}")["events"]:
                 if event["kind"] == "membership" and " is dead" in event["message"]:
                     dead += event.get("count", 1)
                 elif event["kind"] == "path" and " down" in event["message"]:

@@ -127,3 +127,28 @@ async def test_a_minority_takes_nothing_over(tmp_path: Path) -> None:
     await cluster.settle()
     assert cluster.holders("vip") == ["s1"]
     await cluster.close()
+
+
+@pytest.mark.asyncio
+async def test_a_partial_partition_takes_nothing_over_until_the_death_is_agreed(
+    tmp_path: Path,
+) -> None:
+    # Issue 11, item 1: s1 and s2 cut from each other, both reaching s3. s2 counts two
+    # of three votes and sees s1 dead, but s3 still sees s1: s1 keeps the VIP.
+    cluster = await ComponentCluster.start(tmp_path, ["s1", "s2", "s3"], tunables=MAJORITY)
+    cluster.define("vip", {"s1": 1, "s2": 10, "s3": 20})
+    await cluster.bring_up("s1", "vip")
+    cluster.partition("s1", "s2")
+    for _ in range(4):
+        cluster.clock.advance(2.0)
+        await cluster.settle()
+    assert cluster.holders("vip") == ["s1"] and cluster.state("s1", "vip") == "ISP"
+    assert any("s3 does not agree (1 of 3 votes)" in m for m in cluster.events("s2"))
+    # Then s1 is cut from s3 too: now s3 agrees, and the takeover goes ahead (after the
+    # majority's fencing wait, by which time s1, alone, has given the VIP up).
+    cluster.partition("s1", "s3")
+    for _ in range(3):
+        cluster.clock.advance(2.0)
+        await cluster.settle()
+    assert cluster.holders("vip") == ["s2"]
+    await cluster.close()
