@@ -29,6 +29,7 @@ from ipkeeper.cluster.node import ClusterNode
 from ipkeeper.cluster.service import ClusterService
 from ipkeeper.config import daemon as daemon_config
 from ipkeeper.config.tunables import Tunables
+from ipkeeper.engine import guard
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
@@ -272,6 +273,7 @@ async def run(
         tasks.append(cluster_task)
         await wait_for_peers(service, config)
     await reconcile(engine)
+    guard.warn_at_start(engine)  # applications nothing keeps from running twice: said once
     if service is not None:
         service.mark_ready()
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)

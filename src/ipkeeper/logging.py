@@ -43,6 +43,7 @@ EVENT_LEVELS: dict[str, int] = {
     "create-failed": logging.WARNING,
     "not-taken": logging.WARNING,
     "conflict": logging.WARNING,
+    "unguarded": logging.WARNING,
     "config": logging.INFO,
 }
 EVENT_MESSAGE_LEVELS: tuple[tuple[str, str, int], ...] = (

@@ -66,6 +66,22 @@ class Quorum(_Reply):
     note: str = ""
 
 
+class HierarchyGuard(_Reply):
+    """What keeps one hierarchy from running on two servers at once if the comm paths
+    are cut (engine/guard.py)."""
+
+    tag: str = Field(description="the hierarchy's anchor (its first root resource)")
+    resources: int = Field(description="how many resources it has")
+    servers: list[str] = Field(description="the servers it is extended to")
+    guarded: bool
+    guard: str = Field(
+        description='"unique-address check", "quorum (majority)", "not needed: on one server '
+        'only", "not needed: it runs nothing", or "nothing: may run on two servers if the comm '
+        'paths are cut (WHY)"'
+    )
+    unguarded: list[str] = Field(description="its resources that may run on two servers")
+
+
 class LastCheck(_Reply):
     """The last health check of an instance in service here (R9)."""
 
@@ -171,6 +187,9 @@ class Status(_Reply):
     servers: list[ServerInfo]
     quorum: Quorum
     resources: list[ResourceStatus]
+    hierarchies: list[HierarchyGuard] = Field(
+        default=[], description="every hierarchy with what guards it against running twice"
+    )
     store: StoreStatus | None = Field(
         default=None, description="whether this server's database takes writes"
     )
@@ -258,6 +277,7 @@ class Applied(_Reply):
     switchback: list[list[str]] = Field(description="switchback changed, [tag, new value]")
     unchanged: int = Field(description="entries already as the document says")
     changes: int
+    warnings: list[str] = []
 
 
 class Equivalent(_Reply):
@@ -405,6 +425,7 @@ class DependencyCreated(_Reply):
 
     parent: str
     child: str
+    warnings: list[str] = []
 
 
 class DependencyRemoved(_Reply):
@@ -415,6 +436,7 @@ class DependencyRemoved(_Reply):
     parent: str
     child: str
     removed: bool
+    warnings: list[str] = []
 
 
 class ExtendedResource(_Reply):

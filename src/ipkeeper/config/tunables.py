@@ -219,6 +219,16 @@ TUNABLES: dict[str, Tunable] = {
             "QUORUM_RELEASE: the time a merely cut-off holder may need to take it down (R32)",
         ),
         Tunable(
+            "UNGUARDED_APPS",
+            "refuse",
+            _choice("refuse", "allow"),
+            "mode",
+            "with QUORUM=none, refuse: an extend, undepend or apply that would leave an "
+            "application with no IP resource below it on two servers (nothing would stop it "
+            "running on both when the comm paths are cut) is refused; allow: it passes, with "
+            "a warning",
+        ),
+        Tunable(
             "EVENTS_MAX_ROWS",
             100_000,
             _number(int, 1000, 10_000_000),

@@ -14,6 +14,7 @@ from ipkeeper.engine.advice import ping_list_warnings
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_switchback
 from ipkeeper.engine.errors import OpError, conflict, not_found
+from ipkeeper.engine.guard import layout, refuse_exposure
 from ipkeeper.engine.placement import state_on
 from ipkeeper.kits.ip.params import IPSpec, ParamError, parse_ping_list
 from ipkeeper.model.states import ResourceState
@@ -81,6 +82,11 @@ def _check_states(
             )
 
 
+def _told(warnings: list[str]) -> dict[str, Any]:
+    """An event's details: the warnings, when there are any."""
+    return {"warnings": warnings} if warnings else {}
+
+
 async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
     """Make `parent` depend on `child` (R21); a cycle or a state mismatch is refused."""
     prec, crec = resolve(engine, parent), resolve(engine, child)
@@ -90,12 +96,15 @@ async def depend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
             path = " -> ".join(engine.tag(r) for r in cycle)
             raise conflict("dependency", f"{path} would be a cycle")
         _check_states(engine, prec, crec, parent, child)
+        warnings = refuse_exposure(
+            engine, "dependency", layout(engine).with_edges(add=[(prec.id, crec.id)])
+        )
         with engine.repo.db.transaction():
             engine.repo.add_dependency(prec.id, crec.id)
             engine.repo.bump_version(prec.id)
         engine.peers.publish_catalog([prec.id])
-        engine.events.add("admin", f"now depends on {child}", tag=parent)
-    return {"parent": parent, "child": child}
+        engine.events.add("admin", f"now depends on {child}", tag=parent, **_told(warnings))
+    return {"parent": parent, "child": child, "warnings": warnings}
 
 
 async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
@@ -104,12 +113,18 @@ async def undepend(engine: Engine, parent: str, child: str) -> dict[str, Any]:
     async with engine.catalog, engine.locks.hold(lambda: _both(engine, prec.id, crec.id)):
         if not engine.repo.has_dependency(prec.id, crec.id):
             raise OpError("dependency", f"{parent} does not depend on {child}", status=404)
+        warnings = refuse_exposure(
+            engine,
+            "dependency",
+            layout(engine).with_edges(remove=[(prec.id, crec.id)]),
+            first_way=f"keep {parent} depending on an IP resource",
+        )
         with engine.repo.db.transaction():
             engine.repo.remove_dependency(prec.id, crec.id)
             engine.repo.bump_version(prec.id)
         engine.peers.publish_catalog([prec.id])
-        engine.events.add("admin", f"no longer depends on {child}", tag=parent)
-    return {"parent": parent, "child": child, "removed": True}
+        engine.events.add("admin", f"no longer depends on {child}", tag=parent, **_told(warnings))
+    return {"parent": parent, "child": child, "removed": True, "warnings": warnings}
 
 
 SETTINGS = {

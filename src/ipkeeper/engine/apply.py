@@ -34,6 +34,7 @@ from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import SWITCHBACK, finish_delete_created
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.extend import extend_items
+from ipkeeper.engine.guard import refuse_applied
 from ipkeeper.kits.app.kit import validate_app
 from ipkeeper.kits.ip.interfaces import InterfaceInfo, choose
 from ipkeeper.kits.ip.params import (
@@ -84,6 +85,7 @@ class Plan:
     depend: list[tuple[str, str]] = field(default_factory=list)  # (parent tag, child tag)
     switchback: list[tuple[str, str]] = field(default_factory=list)  # (tag, new value)
     unchanged: int = 0
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self, dry_run: bool) -> dict[str, Any]:
         """The reply of the API and the CLI."""
@@ -94,6 +96,7 @@ class Plan:
             "depend": [list(edge) for edge in self.depend],
             "switchback": [list(change) for change in self.switchback],
             "unchanged": self.unchanged,
+            "warnings": self.warnings,
             "changes": len(self.create)
             + sum(len(v) for v in self.extend.values())
             + len(self.depend)
@@ -238,6 +241,12 @@ async def plan_apply(engine: Engine, entries: list[Entry]) -> tuple[Plan, dict[s
         for server, priority in entry.servers.items():
             if server != entry.template:
                 plan.extend.setdefault(server, []).append((entry.tag, entry.kind, priority))
+    plan.warnings = refuse_applied(
+        engine,
+        {e.tag: (e.kind, set(e.servers)) for e in plan.create},
+        {server: [tag for tag, _, _ in items] for server, items in plan.extend.items()},
+        plan.depend,
+    )
     return plan, children
 
 

@@ -18,6 +18,7 @@ from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import check_known_server, check_priority, check_switchback
 from ipkeeper.engine.errors import OpError, conflict
 from ipkeeper.engine.extendplan import Answer, answers, report, summary
+from ipkeeper.engine.guard import layout, refuse_exposure
 from ipkeeper.engine.placement import placement, state_on
 from ipkeeper.kits.ip.params import IPSpec, ParamError, check_tag
 from ipkeeper.store.repo import InstanceRecord, ResourceRecord
@@ -107,6 +108,13 @@ def _offer(
     return items
 
 
+def _guard(engine: Engine, root: str, target: str) -> list[str]:
+    """engine/guard.py's refusal (or, under UNGUARDED_APPS=allow, warnings) for extending
+    `root` and what it depends on to `target`."""
+    members = {root} | engine.graph().descendants(root)
+    return refuse_exposure(engine, "target", layout(engine).extended(members, target))
+
+
 async def _checked_offer(
     engine: Engine, tag: str, root: str, target: str, priority: int, chosen: dict[str, Answer]
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
@@ -167,9 +175,13 @@ async def extend(
     rec = resolve(engine, tag)
     chosen = answers(engine, rec.id, interface, target_tag, resources or [])
     if dry_run:
+        unguarded = _guard(engine, rec.id, target)
         items, checked = await _checked_offer(engine, tag, rec.id, target, target_priority, chosen)
-        return report(engine, tag, target, target_priority, items, checked, dry_run=True)
+        planned = report(engine, tag, target, target_priority, items, checked, dry_run=True)
+        planned["warnings"] = [*planned["warnings"], *unguarded]
+        return planned
     async with engine.catalog:
+        unguarded = _guard(engine, rec.id, target)  # before anything is asked of the target
         items, checked = await _checked_offer(engine, tag, rec.id, target, target_priority, chosen)
         props = {rid: c["props"] for rid, c in checked.items()}
         _store(engine, target, items, props, template_priority, switchback)
@@ -178,6 +190,7 @@ async def extend(
         engine.peers.publish_catalog(ids)
         await _seed_ping_lists(engine, target, ids)
     done = report(engine, tag, target, target_priority, items, checked, dry_run=False)
+    done["warnings"] = [*done["warnings"], *unguarded]
     engine.events.add(
         "admin",
         f"extended to {target} with priority {target_priority}: {summary(done['resources'])}",

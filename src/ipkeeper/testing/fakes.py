@@ -192,7 +192,10 @@ class FakeNode:
 
     def servers(self) -> list[dict[str, Any]]:
         """Servers for status."""
-        return [{"name": n, "alive": self.table.is_alive(n)} for n in [self.me, *self.table.peers]]
+        return [
+            {"name": n, "alive": self.table.is_alive(n), "local": n == self.me}
+            for n in [self.me, *self.table.peers]
+        ]
 
     def quorum(self) -> dict[str, Any]:
         """Quorum for status."""
