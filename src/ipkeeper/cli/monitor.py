@@ -38,9 +38,9 @@ def _print_status(
     else:
         for table in render.status_tables(data, every):
             console().print(table)
-        secured = render.security_line(data)
-        if secured:
-            console().print(secured)
+        for said in (render.guard_line(data), render.security_line(data)):
+            if said:
+                console().print(said)
         if health.problems:
             console().print(f"[red]degraded:[/red] {escape(health.summary())}")
 

@@ -184,7 +184,33 @@ def brief_lines(data: dict[str, Any], health: Health) -> list[str]:
         f"{health.paths_up}/{health.paths} comm paths up, quorum {quorum.get('mode', '-')}: {verdict}"
     ]
     lines.extend(brief_line(group) for group in hierarchies(data))
-    return lines
+    bare = guard_line(data, brief=True)
+    return [*lines, bare] if bare else lines
+
+
+def guard_line(data: dict[str, Any], brief: bool = False) -> str | None:
+    """What keeps each hierarchy extended to two servers or more from running on both if
+    the comm paths are cut, in one line (Rich markup; `brief`: plain text, and only the
+    hierarchies nothing guards); None when there is nothing to say."""
+    listed = [h for h in data.get("hierarchies", []) if len(h.get("servers", [])) > 1]
+    if brief:
+        listed = [h for h in listed if not h.get("guarded", True)]
+    if not listed:
+        return None
+    by_guard: dict[str, list[str]] = {}
+    for h in listed:
+        by_guard.setdefault(h["guard"], []).append(h["tag"])
+    parts = []
+    for guard, tags in sorted(
+        by_guard.items(), key=lambda kv: (kv[0].startswith("nothing"), kv[0])
+    ):
+        named = ", ".join(tags[:5]) + (f" and {len(tags) - 5} more" if len(tags) > 5 else "")
+        part = f"{guard}: {named}"
+        if not brief:
+            part = escape(part)
+            part = f"[red]{part}[/red]" if guard.startswith("nothing") else part
+        parts.append(part)
+    return "guarded against running on two servers by " + "; ".join(parts)
 
 
 def security_line(data: dict[str, Any]) -> str | None:

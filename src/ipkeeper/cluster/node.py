@@ -593,8 +593,10 @@ class ClusterNode:
         seen, total = self.votes()
         mode = self.tunables.get("QUORUM")
         note = ""
-        if mode == "none" and total == 2:
-            note = "two servers without a witness: no quorum; the unique-address check guards against split brain"
+        if mode == "none" and total == 2 and self.tunables.get("NOIPUNIQUE"):
+            note = "two servers without a witness: no quorum, and NOIPUNIQUE=1 turns the unique-address check off"
+        elif mode == "none" and total == 2:
+            note = "two servers without a witness: no quorum; the unique-address check guards each hierarchy whose applications have an IP resource below them"
         return {
             "mode": mode,
             "votes": seen,

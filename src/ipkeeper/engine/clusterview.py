@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from ipkeeper.engine.peertable import PeerTable
+from ipkeeper.model.guard import guarded
 from ipkeeper.model.hierarchy import Hierarchy
 from ipkeeper.model.states import ResourceState
 from ipkeeper.model.view import (
@@ -251,15 +252,17 @@ class ViewBuilder:
                 if inst.server in servers:
                     places[inst.server] = self._place(inst.server, inst.priority, members)
         extended_here = any(r.instance(self.me) is not None for r in records)
+        kinds = {r.id: r.kind for r in records}
         return HierarchyView(
             anchor,
             members,
             key.tag_on(self.me) if key else anchor,
             key.switchback if key else "intelligent",
-            any(r.kind == "ip" for r in records),
+            all(guarded(graph, kinds, r.id) for r in records),
             places,
             extended_here,
             withdrawn=self.withdrawn is not None and any(r in self.withdrawn for r in members),
+            addressed=any(kind == "ip" for kind in kinds.values()),
         )
 
     def _place(self, server: str, priority: int, members: frozenset[str]) -> Place:

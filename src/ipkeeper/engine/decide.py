@@ -161,10 +161,11 @@ def plan(
     - Held by nobody alive, with some server it is extended to dead and never
       heard from since this server started (`unknown`: both lost power and
       only this one came back, or this daemon restarted just after that
-      server died): what that server held is unknown, so a hierarchy with an
-      address is taken over as if it had died holding it (the unique-address
-      check refuses if the address still answers), unless an administrator
-      took it out of service. One without an address is left alone.
+      server died): what that server held is unknown, so a guarded hierarchy
+      (`guarded`: each application has an IP resource below it) is taken over
+      as if that server had died holding it (the unique-address check refuses
+      if the address still answers), unless an administrator took it out of
+      service. One that is not guarded is left alone.
     """
     priorities = h.priorities
     running, holders = h.running, h.holders
@@ -214,7 +215,8 @@ def _why_lost(h: HierarchyView, unknown: frozenset[str]) -> tuple[str, frozenset
         return Decision(
             Action.NOTHING,
             f"{names} not heard from since this server started: whether it holds this "
-            "hierarchy is unknown, and without an address nothing can tell",
+            "hierarchy is unknown, and with no IP resource below its applications nothing "
+            "can tell",
         )
     return f"{names} not heard from since this server started, and nobody holds it", frozenset()
 

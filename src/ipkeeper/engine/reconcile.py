@@ -75,7 +75,7 @@ async def reconcile(engine: Engine, only: set[str] | None = None) -> dict[str, d
         # address nothing would stop that server, so any holder counts.
         for rid in mine:
             st, up = states[rid], active.get(rid, False)
-            holders = (where.running if up and where.guarded else where.holders) - {engine.server}
+            holders = (where.running if up and where.addressed else where.holders) - {engine.server}
             learnt = st.reason == EXTENDED_HERE
             decision = decide.defer_to_holders(
                 decide.reconcile(st.state, st.pending, up, learnt), set(holders), up

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from ipkeeper.engine import storewatch
+from ipkeeper.engine import guard, storewatch
 from ipkeeper.engine.admin import resolve
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.create import NOT_PROTECTED
@@ -67,11 +67,14 @@ def resource_view(engine: Engine, rec: ResourceRecord) -> dict[str, Any]:
 
 def status(engine: Engine) -> dict[str, Any]:
     """The same object as `ipkeeper status --json` and GET /api/v1/status."""
+    quorum = engine.peers.quorum()
+    hierarchies = guard.hierarchies(engine)
     return {
         "server": engine.server,
         "servers": engine.peers.servers(),
-        "quorum": engine.peers.quorum(),
+        "quorum": {**quorum, "note": guard.quorum_note(quorum.get("note", ""), hierarchies)},
         "resources": [resource_view(engine, rec) for rec in engine.repo.resources()],
+        "hierarchies": hierarchies,
         "store": storewatch.describe(engine),
     }
 

@@ -34,12 +34,15 @@ class HierarchyView:
     members: frozenset[str]
     tag: str  # the anchor's tag on this server
     switchback: str  # the anchor's: intelligent or automatic (R23)
-    guarded: bool  # has an IP resource, so the unique-address check guards it
+    # Every member that runs something has an IP resource below it (model/guard.py), so
+    # the unique-address check refuses its bring-up where the address still answers.
+    guarded: bool
     places: Mapping[str, Place]
     extended_here: bool  # some member has an instance on this server
     held_since: float | None = None  # monotonic time since when this server holds it
     dual: bool = False  # seen running here and elsewhere at once, not announced since
     withdrawn: bool = False  # an administrator took it out of service; nothing brings it back
+    addressed: bool = False  # has an IP resource: a bring-up of the whole stops at its check
 
     @property
     def priorities(self) -> dict[str, int]:
