@@ -176,6 +176,7 @@ def test_a_viewer_reads_everything_and_changes_nothing(
     s1 = servers["s1"]
     s1.json("create", "ip", "--address", VIP, "--netmask", "24")
     s1.json(*app.create_args("app"))
+    s1.json("depend", "app", TAG)  # guarded: it may be extended under QUORUM=none
     s1.json("extend", "app", "--target", "s2")
     before = shape(s1)
 

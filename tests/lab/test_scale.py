@@ -119,6 +119,9 @@ def test_a_frozen_daemon_is_dead_and_its_application_taken_over(
     pair: tuple[LabServer, LabServer], lab: Topology, restore_daemons: None, app: App
 ) -> None:
     s1, s2 = pair
+    # An application with no address: nothing tells s2 that the frozen s1 still runs it
+    # (which is what this test is about), so it must be allowed to be extended.
+    s1.tune(UNGUARDED_APPS="allow")
     s1.json(*app.create_args("web"))
     s1.json("extend", "web", "--target", "s2")
     pid = daemons.pid(lab.node("s1"))

@@ -123,6 +123,27 @@ def test_brief_is_one_line_for_the_cluster_and_one_per_hierarchy() -> None:
     )
 
 
+def test_status_says_what_guards_each_hierarchy_and_brief_only_the_unguarded() -> None:
+    guarded = {"tag": "web", "resources": 2, "servers": ["s1", "s2"], "guarded": True,
+               "guard": "unique-address check", "unguarded": []}  # fmt: skip
+    bare = {"tag": "db", "resources": 1, "servers": ["s1", "s2"], "guarded": False,
+            "guard": "nothing: may run on two servers if the comm paths are cut "
+            "(UNGUARDED_APPS=allow)", "unguarded": ["db"]}  # fmt: skip
+    lone = {**guarded, "tag": "solo", "servers": ["s1"], "guard": "not needed: on one server only"}
+    status = changed(hierarchies=[bare, lone, guarded])
+    assert render.guard_line(status) == (
+        "guarded against running on two servers by unique-address check: web; "
+        "[red]nothing: may run on two servers if the comm paths are cut "
+        "(UNGUARDED_APPS=allow): db[/red]"
+    )
+    assert render.brief_lines(status, assess(status))[-1] == (
+        "guarded against running on two servers by nothing: may run on two servers if the "
+        "comm paths are cut (UNGUARDED_APPS=allow): db"
+    )
+    assert render.guard_line(changed(hierarchies=[guarded]), brief=True) is None
+    assert len(render.brief_lines(HEALTHY, assess(HEALTHY))) == 2  # an older daemon's status
+
+
 NOW = datetime.datetime(2026, 5, 1, 12, 0, 0).timestamp()
 
 

@@ -195,7 +195,8 @@ def run(
 
 def create_scratch(server: LabServer, target: str = "s2") -> None:
     """The resources operations act on, all extended to `target`: two scratch ones (an IP
-    and an application whose commands do nothing) and the one the examples name."""
+    and an application whose commands do nothing, with no IP resource below it: the
+    server needs UNGUARDED_APPS=allow) and the one the examples name."""
     server.json(
         "create", "ip", "--address", SCRATCH_VIP, "--netmask", "24", "--tag", SCRATCH[0]
     )  # fmt: skip
@@ -226,7 +227,8 @@ def main() -> None:
     lab = control.up(2)
     try:
         s1 = LabServer(lab.node("s1"))
-        s1.tune(API_AUTH_FAILURES=1000000)  # the run's 401 cases are no attack
+        # The run's 401 cases are no attack; the scratch application has no IP resource.
+        s1.tune(API_AUTH_FAILURES=1000000, UNGUARDED_APPS="allow")
         create_scratch(s1)
         started = time.monotonic()
         proc = run(
