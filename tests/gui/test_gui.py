@@ -70,6 +70,13 @@ def test_create_extend_switch_over_and_edit_the_ping_list(
     # An application (made through the API) joined to the VIP in the GUI: a hierarchy.
     servers["s1"].json(*app.create_args("web"))
     page.get_by_role("button", name="web", exact=True).click()
+    # Alone it is not extended: nothing would keep it off s2 while it runs on s1.
+    page.get_by_role("button", name="Extend…", exact=True).click()
+    wizard_next(page)
+    expect(page.locator("#wizard-error")).to_contain_text(
+        "target: web has no IP resource below it; with QUORUM=none nothing would stop it"
+    )
+    page.locator("#wizard-cancel").click()
     page.get_by_role("button", name="Create dependency…", exact=True).click()
     page.get_by_label("Child", exact=True).select_option(TAG)
     wizard_next(page, "OK")

@@ -132,7 +132,9 @@ def test_what_status_says_guards_a_hierarchy() -> None:
     assert guard_of(bare, ["web"], majority).guard == QUORUM
     shown = guard_of(bare, ["web"], none)
     assert not shown.guarded and shown.unguarded == ("web",)
-    assert shown.guard == f"{NOTHING} (extended before UNGUARDED_APPS=refuse)"
+    assert shown.guard == (
+        f"{NOTHING} (extended before UNGUARDED_APPS=refuse, or where it was allowed)"
+    )
     allowed = guard_of(bare, ["web"], GuardPolicy(allow=True))
     assert allowed.guard == f"{NOTHING} (UNGUARDED_APPS=allow)"
     vip = layout({"web": "app", "ip": "ip"}, [("web", "ip")])

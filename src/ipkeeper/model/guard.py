@@ -146,7 +146,11 @@ def guard_of(layout: Layout, members: Iterable[str], policy: GuardPolicy) -> Hie
         if len(layout.servers.get(r, ())) > 1 and not guarded(layout.graph, layout.kinds, r)
     )
     if exposed:
-        why = "UNGUARDED_APPS=allow" if policy.allow else "extended before UNGUARDED_APPS=refuse"
+        why = (
+            "UNGUARDED_APPS=allow"
+            if policy.allow
+            else "extended before UNGUARDED_APPS=refuse, or where it was allowed"
+        )
         return HierarchyGuard(False, f"{NOTHING} ({why})", exposed)
     if not any(layout.kinds.get(r) in GUARDING_KINDS for r in ids):
         return HierarchyGuard(True, RUNS_NOTHING, ())
