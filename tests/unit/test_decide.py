@@ -263,6 +263,10 @@ def test_a_peer_never_heard_since_start_may_hold_anything_so_an_address_is_check
     # s1 was heard, then died, holding nothing: plainly out of service.
     heard = scene("s2", prio, alive={"s2"}, died_at={"s1": 50.0})
     assert at(heard).reason == "out of service"
+    # An application nothing guards (no IP resource below it) may be running on s1: left.
+    bare = at(scene("s2", prio, alive={"s2"}, guarded=False))
+    assert bare.action is Action.NOTHING
+    assert bare.reason.endswith("with no IP resource below its applications nothing can tell")
 
 
 def test_a_failure_recorded_before_a_restart_is_forgotten_at_start_up() -> None:

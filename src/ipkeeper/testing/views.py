@@ -46,6 +46,7 @@ def scene(
     attempt: Attempt | None = None,
     started: float = 0.0,
     sees: Mapping[str, Iterable[str] | None] | None = None,
+    guarded: bool = True,
 ) -> ClusterView:
     """A view of one hierarchy (id `HID`) on the servers of `priorities`. Each live
     peer sees the same servers alive as this one unless `sees` says otherwise."""
@@ -68,7 +69,7 @@ def scene(
         for server, priority in priorities.items()
     }
     hierarchy = HierarchyView(
-        HID, frozenset({HID}), "ip-test", switchback, True, places, me in priorities, held_since,
+        HID, frozenset({HID}), "ip-test", switchback, guarded, places, me in priorities, held_since,
         dual, withdrawn,
     )  # fmt: skip
     names = (set(priorities) | set(witnesses)) - {me}
