@@ -73,6 +73,10 @@ def status(engine: Engine) -> dict[str, Any]:
         "quorum": engine.peers.quorum(),
         "resources": [resource_view(engine, rec) for rec in engine.repo.resources()],
         "store": storewatch.describe(engine),
+        # Kept in service unprotected for want of a responder (engine/noresponder.py).
+        "unprotected": [
+            {"tag": engine.tag(rid), "reason": why} for rid, why in engine.unprotected.items()
+        ],
     }
 
 
