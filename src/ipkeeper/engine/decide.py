@@ -460,8 +460,8 @@ def on_unreachable(
     if not unsure:
         where = f"any server ({', '.join(silent)})"
     else:
-        told = "; ".join(f"{s}: {answers[s][1]}" for s in unsure)
-        where = f"{', '.join(silent)} ({', '.join(unsure)} cannot tell: {told})"
+        told = "; ".join(f"{s} cannot tell: {answers[s][1]}" for s in unsure)
+        where = f"{', '.join(silent)} ({told})"
     return Decision(
         Action.KEEP, f"kept in service unprotected: no responder on {subnet} from {where}"
     )
