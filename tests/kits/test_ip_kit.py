@@ -345,9 +345,15 @@ def test_a_standby_tests_the_subnet_from_its_own_address(kit: Setup, lab: Topolo
         silent = kit.do("s2", "reach_from_here", ip_instance())
         assert no_responder(silent) and silent.details["subnet"] == "198.18.0.0/24"
         assert "from 198.18.0.12" in silent.reason, silent.reason
-        # The holder's bring-up fails the same way, and its result says why.
+        # A bring-up fails the same way, and its result says why.
         held = kit.do("s1", "restore", ip_instance())
         assert no_responder(held) and "address removed" in held.reason, held.reason
+    assert kit.do("s1", "restore", ip_instance()).ok
+    with faults.no_responder(lab):
+        # So does the holder's recovery, which leaves the address it found in place.
+        recovered = kit.do("s1", "recover", ip_instance())
+        assert no_responder(recovered), recovered.reason
+        assert on(lab.node("s1"), lambda: netlink.has_address("eth0", ipaddress.ip_address(VIP)))
     assert kit.do("s2", "reach_from_here", ip_instance()).ok  # the router answers again
     elsewhere = kit.do("s2", "reach_from_here", ip_instance("198.18.5.50"))
     assert elsewhere.step == "source" and not no_responder(elsewhere), elsewhere.reason

@@ -7,11 +7,12 @@ until both servers were OSF and nobody held it."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from ipkeeper.lab import faults
+from ipkeeper.lab import control, faults
 from ipkeeper.lab.topology import Topology
 from ipkeeper.testing import wait_until
 from ipkeeper.testing.labtools import LabServer, story
@@ -30,6 +31,18 @@ def metric(server: LabServer, name: str) -> float:
     with httpx.Client(transport=transport, base_url="http://ipkeeperd", timeout=30) as http:
         text = http.get("/metrics").text
     return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name)))
+
+
+def wait_telling(
+    predicate: Callable[[], bool], timeout: float, what: str, *servers: LabServer
+) -> None:
+    """wait_until, with what happened meanwhile on `servers` when it times out."""
+    try:
+        wait_until(predicate, timeout, message=what)
+    except TimeoutError as exc:
+        logs = [control.lab_dir() / f"ipkeeperd-{s.name}.log" for s in servers]
+        tails = "\n".join(line for log in logs for line in log.read_text().splitlines()[-15:])
+        raise AssertionError(f"{exc}; {story(*servers)}\n{tails}") from None
 
 
 def reason(server: LabServer, tag: str) -> str:
@@ -51,10 +64,8 @@ def test_nobody_answering_on_the_subnet_keeps_the_vip_where_it_is_and_says_so(
     namespaces = {"s1": lab.node("s1").namespace, "s2": lab.node("s2").namespace}
     with OwnershipSampler(namespaces, [VIP]) as sampler:
         with faults.no_responder(lab):
-            wait_until(
-                lambda: s1.state(TAG) == "ISU",
-                15,
-                message=f"kept on s1 unprotected (bound: 15 s); {story(s1, s2)}",
+            wait_telling(
+                lambda: s1.state(TAG) == "ISU", 15, "kept on s1 unprotected (bound: 15 s)", s1, s2
             )
             assert reason(s1, TAG) == KEPT
             assert s1.status()["unprotected"] == [{"tag": TAG, "reason": KEPT}]
@@ -62,10 +73,12 @@ def test_nobody_answering_on_the_subnet_keeps_the_vip_where_it_is_and_says_so(
             assert s1.cli("status").returncode & 32  # an instance unprotected
             time.sleep(4)  # four check intervals: what would move it, has (not a synchronisation)
             assert s1.state(TAG) == "ISU" and s2.state(TAG) == "OSU"
-        wait_until(
+        wait_telling(
             lambda: s1.state(TAG) == "ISP",
             5,
-            message=f"protected again (bound: 5 s, a few check intervals); {story(s1, s2)}",
+            "protected again (bound: 5 s, a few check intervals)",
+            s1,
+            s2,
         )
     # Never on two servers, never on none: it stayed on s1 the whole time (bound: 0 s).
     timeline = sampler.story(VIP)

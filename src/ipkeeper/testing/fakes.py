@@ -169,8 +169,16 @@ class FakeKit:
         return KitResult.success(f"a responder on {SUBNET} answered {self.server}")
 
     def recover(self, instance: Instance) -> KitResult:
-        """Restore again."""
-        return self.restore(instance)
+        """Restore again (a failure says so, keeping why, as the IP kit's does)."""
+        result = self.restore(instance)
+        if result.ok:
+            return result
+        return KitResult(
+            Outcome.FAILED_NODE,
+            f"local recovery failed: {result.reason}",
+            step=result.step,
+            details=result.details,
+        )
 
     def probe(self, instance: Instance) -> bool:
         """Active here?"""

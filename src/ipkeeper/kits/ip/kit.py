@@ -215,6 +215,7 @@ class IPKit:
             f"local recovery failed: {result.reason}",
             step=result.step,
             timings=result.timings,
+            details=result.details,  # nobody answering on the subnet, say
         )
 
 
