@@ -241,7 +241,13 @@ class StateCollector(Collector):
             "ipkeeper_frames_dropped", "Cluster frames dropped (bad key, replay, size)"
         )
         dropped.add_metric([], float(getattr(self.engine.peers, "dropped", 0)))
-        yield from (states, priority, alive, path_up, rtt, quorum, dropped)
+        unprotected = GaugeMetricFamily(
+            "ipkeeper_unprotected_resources",
+            "Resources kept in service here unprotected: nobody answers on their subnet from "
+            "any server (NO_RESPONDER=keep)",
+        )
+        unprotected.add_metric([], float(len(data.get("unprotected", []))))
+        yield from (states, priority, alive, path_up, rtt, quorum, dropped, unprotected)
         yield from _store(data["store"])
 
 

@@ -326,3 +326,34 @@ def test_host_copy_tells_its_listeners_of_a_lost_carrier(kit: Setup, lab: Topolo
     finally:
         faults.set_switch_port(node, "eth0", True)
         host.stop()
+
+
+def test_a_standby_tests_the_subnet_from_its_own_address(kit: Setup, lab: Topology) -> None:
+    """Issue 11, item 8: before a VIP nobody answers for is handed over, each standby
+    pings its subnet from its own address (198.18.0.12 on s2), with its own ping list."""
+    from ipkeeper.engine.decide import no_responder
+
+    found = kit.do("s2", "reach_from_here", ip_instance())
+    assert found.ok and "198.18.0.1 answered" in found.reason, found.reason
+    kit.ping_lists["s2"] = [ipaddress.ip_address("198.18.0.1")]
+    assert kit.do("s2", "reach_from_here", ip_instance()).ok
+    with faults.no_responder(lab):
+        listed = kit.do("s2", "reach_from_here", ip_instance())
+        assert no_responder(listed), listed.reason
+        assert "no address of the ping list answered (198.18.0.1" in listed.reason
+        kit.ping_lists["s2"] = []
+        silent = kit.do("s2", "reach_from_here", ip_instance())
+        assert no_responder(silent) and silent.details["subnet"] == "198.18.0.0/24"
+        assert "from 198.18.0.12" in silent.reason, silent.reason
+        # A bring-up fails the same way, and its result says why.
+        held = kit.do("s1", "restore", ip_instance())
+        assert no_responder(held) and "address removed" in held.reason, held.reason
+    assert kit.do("s1", "restore", ip_instance()).ok
+    with faults.no_responder(lab):
+        # So does the holder's recovery, which leaves the address it found in place.
+        recovered = kit.do("s1", "recover", ip_instance())
+        assert no_responder(recovered), recovered.reason
+        assert on(lab.node("s1"), lambda: netlink.has_address("eth0", ipaddress.ip_address(VIP)))
+    assert kit.do("s2", "reach_from_here", ip_instance()).ok  # the router answers again
+    elsewhere = kit.do("s2", "reach_from_here", ip_instance("198.18.5.50"))
+    assert elsewhere.step == "source" and not no_responder(elsewhere), elsewhere.reason

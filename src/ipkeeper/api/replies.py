@@ -128,6 +128,14 @@ class StoreStatus(_Reply):
     reason: str | None = Field(default=None, description="what the disk said")
 
 
+class Unprotected(_Reply):
+    """A resource kept in service here unprotected: nobody answers on its subnet from any
+    server (NO_RESPONDER=keep; issue 11, item 8)."""
+
+    tag: str
+    reason: str
+
+
 class Status(_Reply):
     """GET /api/v1/status, the same object as `ipkeeper status --json`."""
 
@@ -192,6 +200,10 @@ class Status(_Reply):
     )
     store: StoreStatus | None = Field(
         default=None, description="whether this server's database takes writes"
+    )
+    unprotected: list[Unprotected] = Field(
+        default_factory=list,
+        description="resources kept in service here although nobody answers on their subnet",
     )
 
 

@@ -194,8 +194,10 @@ def assess(status: dict[str, Any], tags: Iterable[str] = ()) -> Health:
         for name, inst in sorted(live.items()):
             if inst.get("state") in ("OSF", "ISU"):
                 failed += 1
+                # An unprotected instance says why (nobody answers on its subnet, say).
+                why = f": {inst['reason']}" if inst["state"] == "ISU" and inst.get("reason") else ""
                 problems.append(
-                    Problem(Degraded.FAILED, f"{resource['tag']} is {inst['state']} on {name}")
+                    Problem(Degraded.FAILED, f"{resource['tag']} is {inst['state']} on {name}{why}")
                 )
     return Health(
         tuple(problems),

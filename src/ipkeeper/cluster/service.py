@@ -7,7 +7,8 @@
   the other lacks (cluster/catalog.py); conflicts are reported, not merged.
 - Requests served here: hierarchy.up/down/move, extend.check, catalog.apply,
   pinglist.seed, show, interfaces, used, events (this server's history), create,
-  addresses (this server's own).
+  addresses (this server's own), reach (can this server find a responder on a
+  resource's subnet: engine/noresponder.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ipkeeper.engine.errors import OpError, StoreUnavailable
 from ipkeeper.engine.extend import extend
 from ipkeeper.engine.extendcheck import check_extension
 from ipkeeper.engine.moves import hierarchy_down, hierarchy_up, move_here
+from ipkeeper.engine.noresponder import reach_here
 from ipkeeper.engine.peertable import Reported
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
@@ -93,6 +95,8 @@ class ClusterService:
             # issue 14: create anywhere, the ping list's cluster addresses
             "create": self._create,
             "addresses": self._addresses,
+            # issue 11, item 8: a responder on the subnet, seen from here?
+            "reach": self._reach,
         }
         node.methods.update({name: _store_refusal(m) for name, m in methods.items()})
         node.listeners.append(self._peer_changed)
@@ -473,3 +477,6 @@ class ClusterService:
         loop = asyncio.get_running_loop()
         own = await loop.run_in_executor(self.engine.pool, self.engine.ip_kit().own_addresses)
         return {"addresses": sorted(str(a) for a in own)}
+
+    async def _reach(self, peer: str, params: dict[str, Any]) -> dict[str, Any]:
+        return await reach_here(self.engine, str(params["id"]))

@@ -265,6 +265,15 @@ TUNABLES: dict[str, Tunable] = {
             "a link down for less than this triggers no recovery or failover",
         ),
         Tunable(
+            "NO_RESPONDER",
+            "keep",
+            _choice("keep", "failover"),
+            "mode",
+            "keep: a VIP whose check fails only because nobody on its subnet answers, from "
+            "this server or any other, stays in service here (ISU, an alarm) and becomes ISP "
+            "again when a responder answers; failover: treated as any failure",
+        ),
+        Tunable(
             "RECOVERY_WINDOW",
             60.0,
             _number(float, 1, 86400),

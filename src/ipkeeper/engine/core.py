@@ -61,6 +61,8 @@ class Engine:
         )
         self.busy: dict[str, tuple[str, float]] = {}  # resource id -> (action, started)
         self.last_check: dict[str, tuple[KitResult, float]] = {}  # resource id -> (result, when)
+        # Resource id -> why it is kept in service unprotected (engine/noresponder.py).
+        self.unprotected: dict[str, str] = {}
         self._instances: dict[str, tuple[ResourceRecord, Instance]] = {}
         self.table = table or PeerTable(server)  # what is known of each peer
         self.peers: Peers = Standalone(server, self.table)

@@ -32,6 +32,7 @@ class Action(StrEnum):
     WAIT = "wait"  # something should happen, but not before `wait_until`
     SWITCH_BACK = "switch-back"  # move it to `target`, a better server that rejoined (R23)
     ANNOUNCE = "announce"  # a split brain ended in this server's favour: announce it again
+    KEEP = "keep"  # nobody answers on the subnet from any server: keep it here, unprotected
 
 
 @dataclass(frozen=True)
@@ -431,3 +432,78 @@ def defer_to_holders(decision: Decision, holders: set[str], active: bool = False
     if decision.action in (Action.RESTORE, Action.FINISH_CREATE):
         return Decision(Action.STAND_DOWN, f"{who} holds it now: not brought up here")
     return decision
+
+
+# -- nobody answers on the subnet (issue 11, item 8) --------------------------------------
+
+
+class Reach(StrEnum):
+    """What a server found when it tested a subnet's reachability from its own side."""
+
+    REACHED = "reached"  # a responder answered (or its check would not ping at all)
+    NONE = "none"  # every ping left and nobody answered
+    UNKNOWN = "unknown"  # it could not tell: no address there, link down, not asked, older
+
+
+def no_responder(result: KitResult | None) -> bool:
+    """True when a check (or the check after a recovery's bring-up) failed only because
+    nobody on the subnet answered: the address is there, the link is up, the pings
+    left. Moving helps only if another server finds a responder."""
+    return (
+        result is not None
+        and not result.ok
+        and result.step == "reachability"
+        and bool(result.details.get("no_responder"))
+    )
+
+
+def reach_of(result: KitResult) -> Reach:
+    """A server's test of a subnet (kits/ip/check.py `reach_from_here`) as a Reach."""
+    if result.ok:
+        return Reach.REACHED
+    return Reach.NONE if no_responder(result) else Reach.UNKNOWN
+
+
+def on_unreachable(
+    why: str,
+    subnet: str,
+    policy: str,
+    here: str,
+    answers: dict[str, tuple[Reach, str]],
+    priorities: dict[str, int],
+    failed: set[str] | frozenset[str] = frozenset(),
+) -> Decision:
+    """A check failed only because nobody on `subnet` answers from `here`, and local
+    recovery did not repair it: keep the VIP in service here, or move it.
+
+    With NO_RESPONDER=failover (`policy`), it is any failure: FAIL_OVER without a
+    target (the usual hand-over picks one). With `keep`, `answers` holds what each
+    other live server found testing the subnet from its own address: the hierarchy
+    moves only to a server that reached a responder (the best priority of those,
+    servers where it failed before last), and otherwise stays here (KEEP): moving
+    cannot help when every server fails the same test, and taking the VIP down
+    would turn a router's ping problem into an outage. A server that could not tell
+    is not moved to either (the error is toward one holder), and the reason says so.
+    """
+    if policy != "keep":
+        return Decision(Action.FAIL_OVER, f"{why}; NO_RESPONDER={policy}: failing over")
+    reached = {s for s, (r, _) in answers.items() if r is Reach.REACHED and s != here}
+    target = failover_target(priorities, reached, exclude={here} | set(failed))
+    target = target or failover_target(priorities, reached, exclude={here})
+    if target is not None:
+        return Decision(
+            Action.FAIL_OVER,
+            f"{why}; no responder on {subnet} from {here}, but {target} reaches one: "
+            f"failing over to {target} (priority {priorities[target]})",
+            target,
+        )
+    silent = sorted({here} | {s for s, (r, _) in answers.items() if r is Reach.NONE})
+    unsure = sorted(s for s, (r, _) in answers.items() if r is Reach.UNKNOWN)
+    if not unsure:
+        where = f"any server ({', '.join(silent)})"
+    else:
+        told = "; ".join(f"{s} cannot tell: {answers[s][1]}" for s in unsure)
+        where = f"{', '.join(silent)} ({told})"
+    return Decision(
+        Action.KEEP, f"kept in service unprotected: no responder on {subnet} from {where}"
+    )

@@ -251,8 +251,12 @@ class Failover:
 
     # -- a local failure the monitor could not repair ------------------------------
 
-    async def local_failure(self, rid: str, ids: set[str], why: str) -> None:
-        """The monitor's hand-off: recovery failed here; move the hierarchy to the next server.
+    async def local_failure(
+        self, rid: str, ids: set[str], why: str, candidates: set[str] | None = None
+    ) -> None:
+        """The monitor's hand-off: recovery failed here; move the hierarchy to the next server
+        (only to one of `candidates` when given: those that reach a responder on the
+        subnet nobody answered on here, engine/noresponder.py).
 
         Called with the hierarchy's locks held: it takes the hierarchy down here,
         then hands it over on a task of its own, so that the locks are not held
@@ -276,17 +280,25 @@ class Failover:
         # hand-over below is lost (our network may be going down with it).
         engine.handed_over.add(ids)
         hid = engine.view.hierarchy_of(rid) or rid
-        self._start(hid, lambda: self._hand_over(ids, tag, reason, started))
+        self._start(hid, lambda: self._hand_over(ids, tag, reason, started, candidates))
 
-    async def _hand_over(self, ids: set[str], tag: str, reason: str, started: float) -> None:
+    async def _hand_over(
+        self,
+        ids: set[str],
+        tag: str,
+        reason: str,
+        started: float,
+        candidates: set[str] | None = None,
+    ) -> None:
         engine = self.engine
         tried: set[str] = {engine.server}
         while True:
             where = placement(engine, ids)
+            alive = engine.peers.alive() - tried
             decision = decide.on_local_failure(
                 reason,
                 where.priorities,
-                engine.peers.alive() - tried,
+                alive if candidates is None else alive & (candidates | {engine.server}),
                 engine.server,
                 engine.peers.has_quorum(),
                 where.failed,

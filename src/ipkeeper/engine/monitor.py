@@ -12,7 +12,9 @@ Checks only observe and run outside any lock; a failure takes the
 hierarchy's locks, confirms the instance is still in service, tries local
 recovery while the budget lasts (R10), and otherwise hands the hierarchy to
 `on_failure` (take it out of service as OSF on one server; fail over in a
-cluster).
+cluster). A failure that is only nobody answering on the subnet goes to
+`noresponder.py` first: the resource may be kept in service here, ISU, and
+checked on until a responder answers again.
 """
 
 from __future__ import annotations
@@ -23,16 +25,29 @@ import heapq
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Iterable
+from typing import Protocol
 
 from ipkeeper.engine import decide
 from ipkeeper.engine.core import Engine
+from ipkeeper.engine.noresponder import NoResponder
 from ipkeeper.model.states import KitResult, ResourceState
 from ipkeeper.store.repo import ResourceRecord
 
 log = logging.getLogger("ipkeeper.monitor")
 
-FailureHandler = Callable[[str, set[str], str], Awaitable[None]]
+
+class FailureHandler(Protocol):
+    """What follows a failure the monitor could not repair: `candidates`, when given,
+    are the only servers the hierarchy may be handed to."""
+
+    def __call__(
+        self, rid: str, ids: set[str], why: str, candidates: set[str] | None = None
+    ) -> Awaitable[None]:
+        """Take the hierarchy `ids` of `rid` out of service here, and maybe hand it over."""
+        ...
+
+
 TICK = 0.1  # checks due within one tick of each other go together
 
 
@@ -47,11 +62,21 @@ async def stop_hierarchy(engine: Engine, rid: str, ids: set[str], why: str) -> N
 class Monitor:
     """Schedules quick_check for every ISP instance here; see the module docstring."""
 
-    def __init__(self, engine: Engine, on_failure: FailureHandler | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_failure: FailureHandler | None = None,
+        no_responder: NoResponder | None = None,
+    ) -> None:
         self.engine = engine
-        self.on_failure: FailureHandler = on_failure or (
-            lambda rid, ids, why: stop_hierarchy(engine, rid, ids, why)
-        )
+
+        async def stop(
+            rid: str, ids: set[str], why: str, candidates: set[str] | None = None
+        ) -> None:
+            await stop_hierarchy(engine, rid, ids, why)
+
+        self.on_failure: FailureHandler = on_failure or stop
+        self.no_responder = no_responder or NoResponder(engine)
         self.next_due: dict[str, float] = {}  # ISP instances and when each is due
         # Instances due at the same time form one cohort, checked as one batch; the
         # heap holds each cohort's time once.
@@ -72,7 +97,14 @@ class Monitor:
 
     def _state_changed(self, rid: str) -> None:
         st = self.engine.repo.local_state(rid)
-        if st is None or st.state is not ResourceState.ISP or st.pending is not None:
+        if st is None or st.state is not ResourceState.ISU:
+            self.no_responder.discard(rid)
+        # ISP instances are checked, and ISU ones kept for want of a responder (until
+        # their check passes again).
+        checked = st is not None and (
+            st.state is ResourceState.ISP or rid in self.no_responder.kept
+        )
+        if st is None or not checked or st.pending is not None:
             self.next_due.pop(rid, None)
         elif rid not in self.next_due:
             self._due([rid], self._next_slot(time.monotonic()))
@@ -175,12 +207,16 @@ class Monitor:
                 time.monotonic() - started,
             )
             last, link_down = engine.last_check, self.link_down
+            kept = self.no_responder.kept
             for rec, result in zip(recs, results, strict=True):
                 last[rec.id] = (result, at)
                 if not result.ok:
                     self._spawn(self._failed(rec.id, result))
-                elif link_down:
+                    continue
+                if link_down:
                     link_down.pop(rec.id, None)
+                if rec.id in kept:
+                    self._spawn(self._answered(rec.id, result))
             self.checks += len(recs)
         except Exception:
             log.exception("checks of %d resources failed unexpectedly", len(recs))
@@ -240,10 +276,16 @@ class Monitor:
         async with engine.locks.hold(lambda: engine.hierarchy_of(rid)) as ids:
             st = engine.repo.local_state(rid)
             rec = engine.repo.resource(rid)
-            if rec is None or st is None or st.state is not ResourceState.ISP or st.pending:
+            kept = rid in self.no_responder.kept
+            if rec is None or st is None or st.pending:
                 return  # an administrator changed it meanwhile
+            if not (st.state is ResourceState.ISP or (kept and st.state is ResourceState.ISU)):
+                return
             tag = rec.tag_on(engine.server)
             now = time.monotonic()
+            if kept and decide.no_responder(result):
+                await self._still_unanswered(rec, ids, result)
+                return
             if self._debounced(rid, tag, result, now):
                 return
             window = engine.tunables.get("RECOVERY_WINDOW")
@@ -253,6 +295,7 @@ class Monitor:
             )
             engine.events.add("check-failed", decision.reason, tag=tag, step=result.step)
             why = decision.reason
+            repaired: KitResult | None = None
             if decision.action is decide.Action.STOP:
                 await stop_hierarchy(engine, rid, ids, why)  # no failover for a configuration fault
                 return
@@ -265,4 +308,46 @@ class Monitor:
                     return
                 engine.events.add("recovery-failed", repaired.reason, tag=tag, step=repaired.step)
                 why = repaired.reason
+            if self.no_responder.applies(result, repaired):
+                await self._unanswered(rec, ids, why, result)
+                return
             await self.on_failure(rid, ids, why)
+
+    async def _unanswered(
+        self, rec: ResourceRecord, ids: set[str], why: str, result: KitResult
+    ) -> None:
+        """Nobody answers on the subnet from here (noresponder.py): keep the resource here,
+        or hand the hierarchy only to a server that reaches a responder. Locks held."""
+        decision, reached = await self.no_responder.judge(rec, why, result)
+        if decision.action is decide.Action.KEEP:
+            self.no_responder.keep(rec, decision, result)
+            return
+        if decision.target is None:  # NO_RESPONDER=failover: as any failure
+            await self.on_failure(rec.id, ids, why)
+            return
+        self.engine.events.add("failover", decision.reason, tag=rec.tag_on(self.engine.server))
+        await self.on_failure(rec.id, ids, why, reached)
+
+    async def _still_unanswered(
+        self, rec: ResourceRecord, ids: set[str], result: KitResult
+    ) -> None:
+        """A kept resource's check still finds nobody: ask the others again now and then
+        (a server that reaches a responder now gets it); the policy may have changed."""
+        why = f"quick_check failed ({result.reason})"
+        if self.no_responder.policy() != "keep":
+            self.no_responder.discard(rec.id)
+            await self.on_failure(rec.id, ids, f"{why}; NO_RESPONDER is no longer keep")
+            return
+        if self.no_responder.due(rec.id):
+            await self._unanswered(rec, ids, why, result)
+
+    async def _answered(self, rid: str, result: KitResult) -> None:
+        """A kept resource's check passed: protected again."""
+        engine = self.engine
+        async with engine.locks.hold(lambda: engine.hierarchy_of(rid)):
+            st = engine.repo.local_state(rid)
+            rec = engine.repo.resource(rid)
+            if rec is None or st is None or st.state is not ResourceState.ISU or st.pending:
+                return
+            if rid in self.no_responder.kept:
+                self.no_responder.protected(rec, result)

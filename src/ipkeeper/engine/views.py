@@ -76,6 +76,10 @@ def status(engine: Engine) -> dict[str, Any]:
         "resources": [resource_view(engine, rec) for rec in engine.repo.resources()],
         "hierarchies": hierarchies,
         "store": storewatch.describe(engine),
+        # Kept in service unprotected for want of a responder (engine/noresponder.py).
+        "unprotected": [
+            {"tag": engine.tag(rid), "reason": why} for rid, why in engine.unprotected.items()
+        ],
     }
 
 

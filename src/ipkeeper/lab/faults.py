@@ -14,7 +14,7 @@ from pyroute2 import IPRoute
 
 from ipkeeper.lab import control, daemons
 from ipkeeper.lab import netns as ns
-from ipkeeper.lab.topology import COMM_PORT, SWITCH_NS, Node, veth_name
+from ipkeeper.lab.topology import COMM_PORT, SWITCH_NS, Node, Topology, veth_name
 
 
 def set_switch_port(node: Node, ifname: str, up: bool) -> None:
@@ -120,6 +120,46 @@ def _nft(node: Node, args: list[str], text: str = "", check: bool = True) -> Non
 def _nft_in(namespace: str, args: list[str], text: str = "", check: bool = True) -> None:
     argv = [sys.executable, "-m", "ipkeeper.lab.nsexec", namespace, "--", "nft", *args]
     subprocess.run(argv, input=text, text=True, capture_output=True, check=check, timeout=30)
+
+
+SILENT_TABLE = "ipk_no_responder"
+
+
+def silence(node: Node) -> None:
+    """`node` stops answering pings, unicast or broadcast, IPv4 and IPv6 (an nft rule in
+    its own namespace drops echo requests; everything else still flows)."""
+    rules = (
+        f"table inet {SILENT_TABLE} {{\n"
+        "  chain in {\n"
+        "    type filter hook input priority 0; policy accept;\n"
+        "    icmp type echo-request drop\n"
+        "    icmpv6 type echo-request drop\n"
+        "  }\n"
+        "}\n"
+    )
+    unsilence(node)
+    _nft(node, ["-f", "-"], rules)
+
+
+def unsilence(node: Node) -> None:
+    """`node` answers pings again (nothing happens when it was not silenced)."""
+    _nft(node, ["delete", "table", "inet", SILENT_TABLE], check=False)
+
+
+@contextlib.contextmanager
+def no_responder(lab: Topology) -> Iterator[None]:
+    """Nobody on the LAN answers a ping any more (issue 11, item 8): the router and the
+    client drop echo requests (the servers ignore broadcast pings already), so every
+    server's reachability check of a LAN VIP fails while its address and link are
+    fine. Undone on leaving, even on failure."""
+    others = [n for n in lab.nodes if not n.is_server]
+    try:
+        for node in others:
+            silence(node)
+        yield
+    finally:
+        for node in others:
+            unsilence(node)
 
 
 def crash(node: Node) -> None:

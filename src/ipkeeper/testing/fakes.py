@@ -18,7 +18,9 @@ only what stands between them and the world:
   partitioned and brought back;
 - `FakeClock`: the time decisions see, moved on by the test (no sleeps).
 The failover loop is not run on its own: `settle()` runs its passes and
-everything they start until nothing is left to do.
+everything they start until nothing is left to do; nor is the monitor:
+`check(server)` runs one round of that server's health checks and what
+their failures start.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.errors import OpError
 from ipkeeper.engine.failover import Failover
+from ipkeeper.engine.monitor import Monitor
 from ipkeeper.engine.moves import hierarchy_up
+from ipkeeper.engine.noresponder import NoResponder
 from ipkeeper.engine.peertable import PeerTable
 from ipkeeper.engine.reconcile import reconcile
 from ipkeeper.kits.base import KitDescription
@@ -62,6 +66,9 @@ class FakeClock:
         self.now += seconds
 
 
+SUBNET = "198.18.0.0/24"  # the subnet FakeKit's resources are on, for messages
+
+
 class FakeNetwork:
     """Who can reach whom, and what is active where."""
 
@@ -70,6 +77,10 @@ class FakeNetwork:
         self.dead: set[str] = set()
         self.cut: set[frozenset[str]] = set()
         self.active: dict[str, set[str]] = {}  # server -> tags active there
+        # Servers from which nobody on the resources' subnet answers a ping (a router
+        # that stopped answering: every server), and servers that cannot test it.
+        self.silent: set[str] = set()
+        self.unsure: set[str] = set()
 
     def reachable(self, a: str, b: str) -> bool:
         """True when `a` and `b` can exchange messages."""
@@ -110,12 +121,16 @@ class FakeKit:
         return tag in self.failing.get(action, set())
 
     def restore(self, instance: Instance) -> KitResult:
-        """Active here, unless another reachable server answers for it."""
+        """Active here, unless another reachable server answers for it (or, as the IP kit's
+        check after bring-up, nobody on the subnet answers from here: what was added is
+        removed, what was there is left)."""
         holder = self.network.answers(instance.tag, self.server)
         if holder is not None:
             return KitResult(Outcome.FAILED_NODE, f"answered by {holder}", step="unique")
         if self._fails("restore", instance.tag):
             return KitResult(Outcome.FAILED_NODE, "restore failed (told to)", step="restore")
+        if self.server in self.network.silent:
+            return self._nobody(Outcome.FAILED_NODE, "check after bring-up failed at ")
         self.network.active.setdefault(self.server, set()).add(instance.tag)
         return KitResult.success(f"{instance.tag} active on {self.server}")
 
@@ -131,11 +146,39 @@ class FakeKit:
         active = instance.tag in self.network.active.get(self.server, set())
         if not active or self._fails("quick_check", instance.tag):
             return KitResult(Outcome.FAILED_LOCAL, "check failed", step="check")
+        if self.server in self.network.silent:
+            return self._nobody(Outcome.FAILED_LOCAL)
         return KitResult.success("healthy")
 
+    def _nobody(self, outcome: Outcome, before: str = "") -> KitResult:
+        return KitResult(
+            outcome,
+            f"{before}reachability: nobody answered a ping of 198.18.0.255 from {self.server}",
+            step="reachability",
+            details={"no_responder": True, "subnet": SUBNET},
+        )
+
+    def reach_from_here(self, instance: Instance) -> KitResult:
+        """The IP kit's test of the subnet from this server's own address."""
+        if self.server in self.network.unsure:
+            return KitResult(
+                Outcome.FAILED_LOCAL, f"no address of {SUBNET} here to test from", step="source"
+            )
+        if self.server in self.network.silent:
+            return self._nobody(Outcome.FAILED_LOCAL)
+        return KitResult.success(f"a responder on {SUBNET} answered {self.server}")
+
     def recover(self, instance: Instance) -> KitResult:
-        """Restore again."""
-        return self.restore(instance)
+        """Restore again (a failure says so, keeping why, as the IP kit's does)."""
+        result = self.restore(instance)
+        if result.ok:
+            return result
+        return KitResult(
+            Outcome.FAILED_NODE,
+            f"local recovery failed: {result.reason}",
+            step=result.step,
+            details=result.details,
+        )
 
     def probe(self, instance: Instance) -> bool:
         """Active here?"""
@@ -193,7 +236,13 @@ class FakeNode:
     def servers(self) -> list[dict[str, Any]]:
         """Servers for status."""
         return [
-            {"name": n, "alive": self.table.is_alive(n), "local": n == self.me}
+            {
+                "name": n,
+                "alive": n == self.me or self.table.is_alive(n),
+                "local": n == self.me,
+                "witness": False,
+                "comm_paths": [],
+            }
             for n in [self.me, *self.table.peers]
         ]
 
@@ -252,6 +301,7 @@ class Member:
     failover: Failover
     kit: FakeKit
     tunables_path: Path
+    monitor: Monitor
 
 
 class ComponentCluster:
@@ -303,7 +353,8 @@ class ComponentCluster:
         engine.peers = service
         failover = Failover(engine, clock=self.clock)
         service.on_peer.append(failover.peer_changed)
-        self.members[name] = Member(name, engine, node, service, failover, kit, path)
+        monitor = Monitor(engine, failover.local_failure, NoResponder(engine, clock=self.clock))
+        self.members[name] = Member(name, engine, node, service, failover, kit, path, monitor)
 
     # -- the cluster's definitions ---------------------------------------------------------
 
@@ -393,6 +444,16 @@ class ComponentCluster:
         return [e.message for e in log.recent(10_000) if kind is None or e.kind == kind]
 
     # -- running -----------------------------------------------------------------------------
+
+    async def check(self, server: str) -> None:
+        """One round of `server`'s health checks of what it has in service (as its monitor
+        would run every CHECK_INTERVAL), then what their failures start, until quiet."""
+        monitor = self.members[server].monitor
+        monitor.check_now()
+        monitor._start(monitor._take_due(time.monotonic()))
+        while monitor._tasks:
+            await asyncio.wait(list(monitor._tasks), timeout=5)
+        await self.settle()
 
     async def settle(self, passes: int = 50) -> None:
         """Run every live server's decision passes, and what they start, until quiet."""

@@ -103,13 +103,14 @@ def restore_many(kit: IPKit, instances: Sequence[Instance]) -> list[KitResult]:
                 "the address was there before and is left as it was",
                 check.step or "check",
                 clock.timings,
-                adopted=True,
+                **{**check.details, "adopted": True},
             )
         else:
             results[i] = _failed(
                 f"check after bring-up failed at {check.reason}; address removed",
                 check.step or "check",
                 clock.timings,
+                **check.details,
             )
             undo.append(specs[i])
     failed_adds = [specs[i] for i in adding if i not in up]

@@ -41,6 +41,12 @@ def _fail(step: str, reason: str, **details: object) -> KitResult:
     return KitResult(Outcome.FAILED_LOCAL, f"{step}: {reason}", step=step, details=dict(details))
 
 
+def _nobody(spec: IPSpec) -> dict[str, object]:
+    """The details of a reachability failure where every ping left and nobody answered:
+    a fact about the subnet as seen from here, not about the VIP (engine/noresponder.py)."""
+    return {"no_responder": True, "subnet": str(spec.network)}
+
+
 @dataclass(frozen=True)
 class _Answer:
     """The last completed reachability test of a subnet, and when it ended (monotonic)."""
@@ -150,7 +156,9 @@ class Reachability:
                     )
                 names = ", ".join(str(a) for a in listed)
                 return _fail(
-                    "reachability", f"no address of the ping list answered ({names}; {tries} tries)"
+                    "reachability",
+                    f"no address of the ping list answered ({names}; {tries} tries)",
+                    **_nobody(spec),
                 )
             if self.tunables.get("NOBCASTPING"):
                 return KitResult.success("reachability not tested (NOBCASTPING=1, no ping list)")
@@ -186,6 +194,7 @@ class Reachability:
             return _fail(
                 "reachability",
                 f"nobody answered a ping of {target} from {spec.address} ({tries} tries)",
+                **_nobody(spec),
             )
         if save:
             with self._lock:
@@ -242,6 +251,30 @@ class HealthCheck:
             return failed
         result = self.reach.test(spec)
         return replace(result, timings={**result.timings, "check": time.monotonic() - start})
+
+    def reach_from_here(self, spec: IPSpec) -> KitResult:
+        """Would this server's check of `spec` find a responder on its subnet, were the VIP
+        here? Asked by the holder before it hands a VIP over because nobody answers it
+        (issue 11, item 8): the same test as step 3, from this server's own address in
+        the subnet on the VIP's interface, with this server's ping list and settings. A
+        server with no such address, or whose link is down, cannot tell (step "source"
+        or "link", without `no_responder`); the answer is not shared with the checks."""
+        _, link = self.address_and_link(spec)
+        if not self.tunables.get("IP_NOLINKCHECK"):
+            failed = self._link_failure(spec, link)
+            if failed is not None:
+                return failed
+        if self.host is not None:
+            configured = self.host.addresses_on(spec.interface)
+        else:
+            configured = netlink.addresses_on(spec.interface)
+        sources = [a.ip for a in configured if a.ip in spec.network and a.ip != spec.address]
+        if not sources:
+            return _fail(
+                "source", f"no address of {spec.network} on {spec.interface} here to test from"
+            )
+        source = replace(spec, address=sources[0])
+        return self.reach._test(source, self.reach._key(source)[1])
 
     def run_many(self, specs: Sequence[IPSpec]) -> list[KitResult]:
         """Check every spec with the subnet's latest shared reachability; never waits.

@@ -179,6 +179,11 @@ class IPKit:
             return KitResult.success("not checked (restore-and-recover disabled)")
         return self.check.run(instance.tag, spec)
 
+    def reach_from_here(self, instance: Instance) -> KitResult:
+        """Would this server find a responder on `instance`'s subnet if it held the VIP
+        (check.HealthCheck.reach_from_here)? Pings now, from this server's own address."""
+        return self.check.reach_from_here(self.spec(instance))
+
     def quick_check_many(self, instances: list[Instance]) -> list[KitResult]:
         """R9 for many VIPs, each subnet's reachability shared and never waited for."""
         return batch.check_many(self, instances)
@@ -210,6 +215,7 @@ class IPKit:
             f"local recovery failed: {result.reason}",
             step=result.step,
             timings=result.timings,
+            details=result.details,  # nobody answering on the subnet, say
         )
 
 
