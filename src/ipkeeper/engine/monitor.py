@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from ipkeeper.engine import decide
+from ipkeeper.engine import conflicts, decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.model.states import KitResult, ResourceState
 from ipkeeper.store.repo import ResourceRecord
@@ -243,6 +243,8 @@ class Monitor:
             if rec is None or st is None or st.state is not ResourceState.ISP or st.pending:
                 return  # an administrator changed it meanwhile
             tag = rec.tag_on(engine.server)
+            if conflicts.keep_in_conflict(engine, rec, result):
+                return  # another host announces the address: defended, kept ISU here
             now = time.monotonic()
             if self._debounced(rid, tag, result, now):
                 return
