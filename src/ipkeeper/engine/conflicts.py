@@ -30,7 +30,6 @@ from collections.abc import Awaitable
 
 from ipkeeper.engine import addresses
 from ipkeeper.engine.core import Engine
-from ipkeeper.kits.ip import netlink
 from ipkeeper.kits.ip.conflict import Conflict, Report
 from ipkeeper.kits.ip.params import IPAddress
 from ipkeeper.model.states import KitResult, ResourceState
@@ -152,7 +151,7 @@ class ConflictGuard:
         """ ", s2 (a server of this cluster: a split brain)" when the neighbour table
         maps `mac` to a peer's comm-path address; "" when it cannot tell."""
         try:
-            for addr in netlink.neighbour_addresses(mac):
+            for addr in self.kit.neighbour_addresses(mac):
                 peer = addresses.peer_owning(self.engine, addr)
                 if peer is not None:
                     return f" ({peer}, a server of this cluster: a split brain it resolves)"

@@ -114,6 +114,10 @@ class IPKit:
         if self.host is not None:
             self.host.noted(spec.interface, spec.cidr, present)
 
+    def neighbour_addresses(self, mac: str) -> list[IPAddress]:
+        """The addresses the host's neighbour tables give `mac` (whose is a MAC?)."""
+        return netlink.neighbour_addresses(mac)
+
     def holders(self, specs: list[IPSpec]) -> dict[IPAddress, str]:
         """R6 for many addresses at once: those another host answers for, with its MAC."""
         found: dict[IPAddress, str] = {}
