@@ -9,13 +9,15 @@ side of it:
 - it tells the listener which addresses to watch: every IP resource in
   service here (a repo state listener, so adoption, takeover, switchback and
   administration are all covered);
-- a conflict that begins is an event naming the address, the other MAC and,
-  when the neighbour table says so cheaply, the server of this cluster it
-  belongs to (a split brain: the cluster's own rules resolve it, the rate
-  limit keeps us from fighting it), a metric, and the resource goes ISU with
-  the reason "address conflict with <MAC> ...; defending": while it lasts, a
-  failing check is not handed over (another server's unique-address check
-  would refuse the address, and giving it up hands it to the other host);
+- a conflict that begins is an event naming the address and the other MAC,
+  a metric, and the resource goes ISU with the reason "address conflict
+  with <MAC> ...; defending": while it lasts, a failing check is not handed
+  over (another server's unique-address check would refuse the address, and
+  giving it up hands it to the other host);
+- when the neighbour table maps that MAC to a peer's comm-path address, the
+  event names the peer and nothing else changes: a split brain, which the
+  cluster's own rules resolve (issue 11, item 2); the listener's rate limit
+  keeps the two servers from fighting with announcements;
 - a conflict that ends is an event ("... reclaimed"), and the resource goes
   back to ISP after a check (a failing one is then handled as usual).
 
@@ -42,9 +44,9 @@ EVENT = "address-conflict"
 Key = tuple[str, IPAddress]
 
 
-def kept_reason(mac: str, ifname: str, who: str = "") -> str:
+def kept_reason(mac: str, ifname: str) -> str:
     """The reason of a resource kept in service during a conflict."""
-    return f"{PREFIX} with {mac}{who} on {ifname}; defending (not handed over while it lasts)"
+    return f"{PREFIX} with {mac} on {ifname}; defending (not handed over while it lasts)"
 
 
 def on_began(state: ResourceState | None) -> ResourceState | None:
@@ -68,8 +70,8 @@ def keep_in_conflict(engine: Engine, rec: ResourceRecord, result: KitResult) -> 
     kit = engine.ip_kit()
     spec = kit.spec(engine.instance(rec))
     found = kit.conflicts.active(spec.interface, spec.address)
-    if found is None:
-        return False
+    if found is None or found.mac in kit.conflicts.peer_macs:
+        return False  # none, or a split brain: the cluster's rules resolve it
     reason = f"{kept_reason(found.mac, spec.interface)}; check failed ({result.reason})"
     engine.record(rec, ResourceState.ISU, EVENT, reason, step=result.step)
     return True
@@ -147,17 +149,16 @@ class ConflictGuard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _whose(self, mac: str) -> str:
-        """ ", s2 (a server of this cluster: a split brain)" when the neighbour table
-        maps `mac` to a peer's comm-path address; "" when it cannot tell."""
+    def _whose(self, mac: str) -> str | None:
+        """The peer whose comm-path address the neighbour table maps to `mac`, if any."""
         try:
             for addr in self.kit.neighbour_addresses(mac):
                 peer = addresses.peer_owning(self.engine, addr)
                 if peer is not None:
-                    return f" ({peer}, a server of this cluster: a split brain it resolves)"
+                    return peer
         except Exception as exc:  # only a nicer message is lost
             log.debug("whose is %s: %s", mac, exc)
-        return ""
+        return None
 
     async def _began(self, rid: str, report: Report) -> None:
         engine = self.engine
@@ -167,12 +168,25 @@ class ConflictGuard:
                 return
             tag = rec.tag_on(engine.server)
             loop = asyncio.get_running_loop()
-            who = await loop.run_in_executor(engine.pool, self._whose, report.mac)
+            peer = await loop.run_in_executor(engine.pool, self._whose, report.mac)
             interval = engine.tunables.get("DEFEND_INTERVAL")
             engine.metrics.address_conflicts.labels(tag).inc()
+            if peer is not None:
+                self.kit.conflicts.peer_macs[report.mac] = peer
+                engine.events.add(
+                    EVENT,
+                    f"address conflict: {report.address} also announced by {report.mac} "
+                    f"({peer}, a server of this cluster) on {report.ifname}: a split brain, "
+                    f"which the cluster resolves (the worse priority gives it up); announcing "
+                    f"it at most once per DEFEND_INTERVAL ({interval:g}s) meanwhile",
+                    tag=tag,
+                    mac=report.mac,
+                    server=peer,
+                )
+                return
             engine.events.add(
                 EVENT,
-                f"address conflict: {report.address} also announced by {report.mac}{who} on "
+                f"address conflict: {report.address} also announced by {report.mac} on "
                 f"{report.ifname}; defending it (one announcement per DEFEND_INTERVAL, "
                 f"{interval:g}s) and not handing it over while it lasts",
                 tag=tag,
@@ -182,7 +196,7 @@ class ConflictGuard:
                 st = engine.repo.local_state(rid)
                 new = on_began(st.state if st else None)
                 if new is not None and st is not None and not st.pending and rid in self.active:
-                    engine.record(rec, new, EVENT, kept_reason(report.mac, report.ifname, who))
+                    engine.record(rec, new, EVENT, kept_reason(report.mac, report.ifname))
         except Exception:
             log.exception("reporting the address conflict of %s failed", rid)
 

@@ -228,6 +228,9 @@ class ConflictWatch:
         self.make_socket = make_socket
         self.clock = clock
         self.on_report: Callable[[Report], None] | None = None
+        # MACs found to be servers of this cluster (a split brain: the cluster resolves
+        # it; the engine keeps nothing in service because of it), set by the engine.
+        self.peer_macs: dict[str, str] = {}
         self._lock = threading.Lock()
         self._watched: dict[str, dict[bytes, ipaddress.IPv4Address]] = {}
         self._listeners: dict[str, _Listener] = {}
