@@ -21,9 +21,11 @@ from ipkeeper.testing import wait_until
 
 VIP = ipaddress.IPv4Address("198.18.0.50")
 OTHER = ipaddress.IPv4Address("198.18.0.99")
+VIP6 = ipaddress.IPv6Address("2001:db8::50")
+NEAR6 = ipaddress.IPv6Address("2001:db8::1")
 OURS = bytes.fromhex("02494b00000b")
 ROGUE = bytes.fromhex("02494b000001")
-WATCHED = {VIP.packed: VIP}
+WATCHED: dict[bytes, packets.IPAddress] = {VIP.packed: VIP, VIP6.packed: VIP6}
 
 
 def arp(sender_mac: bytes, op: int, sender_ip: bytes, target_ip: bytes) -> bytes:
@@ -61,6 +63,27 @@ def test_frames_that_are_not_ethernet_ipv4_arp_are_not_conflicts() -> None:
     assert conflict.classify(odd_op, WATCHED, OURS) is None
 
 
+def ns(src_mac: bytes, source: ipaddress.IPv6Address, target: ipaddress.IPv6Address) -> bytes:
+    body = struct.pack("!BBHI", packets.ND_NEIGHBOR_SOLICIT, 0, 0, 0) + target.packed
+    return packets._ipv6_frame(src_mac, source, packets._solicited_node(target), body)
+
+
+def test_a_neighbour_advertisement_for_a_held_ipv6_vip_from_another_mac_is_a_conflict() -> None:
+    frame = packets.announcement(ROGUE, VIP6)
+    assert conflict.classify(frame, WATCHED, OURS) == (VIP6, "02:49:4b:00:00:01")
+    sent_from_it = ns(ROGUE, VIP6, NEAR6)  # the other host uses the VIP as its source
+    assert conflict.classify(sent_from_it, WATCHED, OURS) == (VIP6, "02:49:4b:00:00:01")
+
+
+def test_ours_dad_and_solicitations_for_our_ipv6_vip_are_not_conflicts() -> None:
+    assert conflict.classify(packets.announcement(OURS, VIP6), WATCHED, OURS) is None
+    dad = ns(ROGUE, ipaddress.IPv6Address("::"), VIP6)  # a peer's unique-address check
+    assert conflict.classify(dad, WATCHED, OURS) is None
+    question = ns(ROGUE, NEAR6, VIP6)  # the router resolving the VIP
+    assert conflict.classify(question, WATCHED, OURS) is None
+    assert conflict.classify(packets.announcement(ROGUE, NEAR6), WATCHED, OURS) is None
+
+
 # -- the kernel filter, run by a tiny classic BPF interpreter ---------------------------
 
 
@@ -73,6 +96,10 @@ def run_bpf(program: list[tuple[int, int, int, int]], frame: bytes) -> int:
             if k + 2 > len(frame):
                 return 0
             acc, pc = int.from_bytes(frame[k : k + 2], "big"), pc + 1
+        elif code == 0x30:
+            if k + 1 > len(frame):
+                return 0
+            acc, pc = frame[k], pc + 1
         elif code == 0x20:
             if k + 4 > len(frame):
                 return 0
@@ -96,6 +123,20 @@ def test_the_kernel_filter_keeps_out_our_own_frames_and_probes_only() -> None:
     assert run_bpf(program, packets.announcement(same_start, VIP)) > 42
     not_arp = packets.announcement(ROGUE, VIP)
     assert run_bpf(program, not_arp[:12] + b"\x08\x00" + not_arp[14:]) == 0
+
+
+def test_the_ipv6_filter_passes_only_others_neighbour_discovery() -> None:
+    program = conflict.bpf6_not_from(OURS)
+    assert run_bpf(program, packets.announcement(ROGUE, VIP6)) > 78
+    assert run_bpf(program, ns(ROGUE, NEAR6, VIP6)) > 78
+    assert run_bpf(program, packets.announcement(OURS, VIP6)) == 0
+    echo = bytearray(packets.announcement(ROGUE, VIP6))
+    echo[54] = packets.ICMP6_ECHO  # other ICMPv6 stays in the kernel
+    assert run_bpf(program, bytes(echo)) == 0
+    udp = bytearray(packets.announcement(ROGUE, VIP6))
+    udp[20] = 17
+    assert run_bpf(program, bytes(udp)) == 0
+    assert run_bpf(program, packets.announcement(ROGUE, VIP)) == 0  # ARP: the other socket's
 
 
 # -- RFC 5227 section 2.4: the defence rate limit and the end of a conflict ------------
@@ -201,12 +242,18 @@ def test_the_listener_reports_defends_once_and_reclaims_when_the_other_host_is_s
     watch.on_report = tell
     try:
         watch.watch("eth0", VIP)
-        watch.watch("eth0", ipaddress.IPv6Address("2001:db8::50"))  # IPv6: not listened to yet
-        wait_until(lambda: watch.listening() == {"eth0"}, 2, message="a socket on eth0")
-        assert len(made) == 1 and made[0].filters  # one socket, the filter attached
-        assert made[0].bound == [("eth0", 0), ("eth0", packets.ETH_P_ARP)]  # filter first
-        fake = made[0]
-        fake.theirs.send(arp(ROGUE, 1, OTHER.packed, VIP.packed))  # a question: nothing
+        watch.watch("eth0", OTHER)
+        watch.watch("eth0", VIP6)
+        both = {("eth0", 4), ("eth0", 6)}
+        wait_until(lambda: watch.listening() == both, 2, message="sockets on eth0")
+        assert len(made) == 2 and all(f.filters for f in made)  # one per version, filtered
+        bound = sorted(f.bound for f in made)  # the filter on before the protocol
+        assert bound == [
+            [("eth0", 0), ("eth0", packets.ETH_P_ARP)],
+            [("eth0", 0), ("eth0", 0x86DD)],
+        ]
+        fake = next(f for f in made if f.bound[-1][1] == packets.ETH_P_ARP)
+        fake.theirs.send(arp(ROGUE, 1, b"\xc6\x12\x00\x01", VIP.packed))  # a question
         for _ in range(5):
             fake.theirs.send(packets.announcement(ROGUE, VIP))
         wait_until(lambda: watch.frames == 6, 2, message="every frame read")
@@ -217,7 +264,10 @@ def test_the_listener_reports_defends_once_and_reclaims_when_the_other_host_is_s
         assert reports[1].kind == "ended" and reports[1].reclaimed and reports[1].frames == 5
         assert announced == [("eth0", [VIP])]  # reclaimed with the kit's announcement
         assert watch.active("eth0", VIP) is None
-        watch.unwatch("eth0", [VIP])
+        watch.unwatch("eth0", [VIP, VIP6])
+        assert watch.listening() == both or watch.listening() == {("eth0", 4)}
+        wait_until(lambda: watch.listening() == {("eth0", 4)}, 2, message="IPv6's closed")
+        watch.unwatch("eth0", [OTHER])
         wait_until(lambda: watch.listening() == set(), 2, message="the socket closed")
         fake.theirs.close()
     finally:
@@ -253,7 +303,7 @@ def test_the_listener_stays_closed_when_detection_is_off_and_ignores_addresses_n
     held.on_report = reports.append
     try:
         held.watch("eth0", VIP)
-        wait_until(lambda: held.listening() == {"eth0"}, 2, message="a socket on eth0")
+        wait_until(lambda: held.listening() == {("eth0", 4)}, 2, message="a socket on eth0")
         made[-1].theirs.send(packets.announcement(ROGUE, VIP))
         wait_until(lambda: held.frames == 1, 2, message="the frame read")
         assert reports == [] and made[-1].sent == []  # not configured here: not ours to defend

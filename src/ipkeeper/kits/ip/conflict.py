@@ -1,4 +1,4 @@
-"""In-service address conflict detection and defence (RFC 5227 section 2.4), IPv4.
+"""In-service address conflict detection and defence (RFC 5227 section 2.4).
 
 While this server holds a VIP, another host may start using it too: a host
 configured by hand with the same address, a rogue, a server of this cluster
@@ -20,6 +20,14 @@ never a conflict for a holder). What reaches user space costs one dict
 lookup of its sender IP. Requests from others *for* our VIP carry their own
 sender IP and are not conflicts.
 
+IPv6 the same way, on a second packet socket of the interface (for IPv6,
+only when it has IPv6 VIPs): a neighbour advertisement whose target is a
+VIP held here, or a neighbour solicitation whose source is one, from
+another MAC (Ethernet source) is a conflict; the filter passes only
+ICMPv6 neighbour solicitations and advertisements (no extension headers)
+from other MACs, so other IPv6 traffic never leaves the kernel. The defence
+is one unsolicited neighbour advertisement with the override flag.
+
 `Conflicts` is the pure state machine (time passed in); `classify` the pure
 frame test; `ConflictWatch` the thread (`ipk-conflict`) that owns the
 sockets, so that neither detection nor defence waits on the daemon's main
@@ -27,15 +35,14 @@ loop. What it finds it reports through `on_report` (from its thread).
 
 Not seen (README's known limits): a host that takes the address without
 ever sending ARP with it as sender (only answering unicast requests, or
-replying to ARP for a switch that does not flood them); IPv6 (neighbour
-advertisements) is not listened to yet.
+replying to ARP for a switch that does not flood them; IPv6: answering
+only solicited, unicast advertisements).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import ipaddress
 import logging
 import os
 import select
@@ -54,9 +61,9 @@ from ipkeeper.threads import name_this_thread
 log = logging.getLogger("ipkeeper.ipkit")
 
 SO_ATTACH_FILTER = 26
-Key = tuple[str, ipaddress.IPv4Address]  # (interface, address)
+Key = tuple[str, IPAddress]  # (interface, address)
 Clock = Callable[[], float]
-StillHeld = Callable[[str, ipaddress.IPv4Address], bool]
+StillHeld = Callable[[str, IPAddress], bool]
 RECHECK = 5.0  # seconds between looks at IP_CONFLICT_DETECT and the interfaces' sockets
 DRAIN = 256  # frames read from one socket per wake-up at most
 
@@ -65,12 +72,15 @@ DRAIN = 256  # frames read from one socket per wake-up at most
 
 
 def classify(
-    frame: bytes, watched: dict[bytes, ipaddress.IPv4Address], own_mac: bytes
-) -> tuple[ipaddress.IPv4Address, str] | None:
+    frame: bytes, watched: dict[bytes, IPAddress], own_mac: bytes
+) -> tuple[IPAddress, str] | None:
     """(address, MAC) when `frame` is a conflicting ARP packet for one of `watched`
     (packed address -> address): an ARP request or reply whose sender IP is a
     watched address and whose sender MAC is not `own_mac`. None otherwise (other
-    frames, our own, probes with sender 0.0.0.0, others asking for our address)."""
+    frames, our own, probes with sender 0.0.0.0, others asking for our address).
+    IPv6 frames go to `classify6`."""
+    if frame[12:14] == b"\x86\xdd":
+        return classify6(frame, watched, own_mac)
     if len(frame) < 42 or frame[12:14] != b"\x08\x06":
         return None
     if frame[14:22] not in (_ARP_ETH_IPV4 + b"\x00\x01", _ARP_ETH_IPV4 + b"\x00\x02"):
@@ -87,12 +97,35 @@ def classify(
 _ARP_ETH_IPV4 = struct.pack("!HHBB", 1, 0x0800, 6, 4)
 
 
+def classify6(
+    frame: bytes, watched: dict[bytes, IPAddress], own_mac: bytes
+) -> tuple[IPAddress, str] | None:
+    """(address, MAC) when `frame` shows another MAC using a watched IPv6 address: a
+    neighbour advertisement whose target is one, or a neighbour solicitation sent
+    from one (a DAD solicitation comes from :: and is not). None otherwise."""
+    if len(frame) < 78 or frame[12:14] != b"\x86\xdd" or frame[20] != 58:
+        return None
+    src_mac = frame[6:12]
+    if src_mac == own_mac:
+        return None
+    kind = frame[54]
+    if kind == packets.ND_NEIGHBOR_ADVERT:
+        address = watched.get(frame[62:78])
+    elif kind == packets.ND_NEIGHBOR_SOLICIT:
+        address = watched.get(frame[22:38])
+    else:
+        return None
+    if address is None or address.version != 6:
+        return None
+    return address, packets.mac_text(src_mac)
+
+
 @dataclass
 class Conflict:
     """One address's conflict: who else sends it, since when, and our last defence."""
 
     ifname: str
-    address: ipaddress.IPv4Address
+    address: IPAddress
     mac: str
     first: float  # the first conflicting frame (monotonic seconds)
     last: float  # the latest one
@@ -177,6 +210,30 @@ def bpf_not_from(own_mac: bytes) -> list[tuple[int, int, int, int]]:
     ]
 
 
+def bpf6_not_from(own_mac: bytes) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program for an IPv6 packet socket: accept an ICMPv6 neighbour
+    solicitation or advertisement (no extension header) unless its Ethernet source
+    is `own_mac`; drop everything else."""
+    hi = int.from_bytes(own_mac[:4], "big")
+    lo = int.from_bytes(own_mac[4:], "big")
+    ld_b, ld_h, ld_w, jeq, ret = 0x30, 0x28, 0x20, 0x15, 0x06
+    return [
+        (ld_h, 0, 0, 12),  # 0: ethertype
+        (jeq, 0, 10, 0x86DD),  # 1: not IPv6 -> drop
+        (ld_w, 0, 0, 6),  # 2: Ethernet source, first four bytes
+        (jeq, 0, 2, hi),  # 3: differs -> 6
+        (ld_h, 0, 0, 10),  # 4: Ethernet source, last two bytes
+        (jeq, 6, 0, lo),  # 5: ours -> drop
+        (ld_b, 0, 0, 20),  # 6: next header
+        (jeq, 0, 4, 58),  # 7: not ICMPv6 -> drop
+        (ld_b, 0, 0, 54),  # 8: ICMPv6 type
+        (jeq, 1, 0, packets.ND_NEIGHBOR_ADVERT),  # 9: -> accept
+        (jeq, 0, 1, packets.ND_NEIGHBOR_SOLICIT),  # 10: else -> drop
+        (ret, 0, 0, 96),  # 11: accept the first 96 bytes
+        (ret, 0, 0, 0),  # 12: drop
+    ]
+
+
 def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
     """SO_ATTACH_FILTER `program` on `sock` (the kernel copies it)."""
     code = b"".join(struct.pack("HBBI", *insn) for insn in program)
@@ -194,7 +251,7 @@ class Report:
 
     kind: str  # "began" or "ended"
     ifname: str
-    address: ipaddress.IPv4Address
+    address: IPAddress
     mac: str
     first: float
     last: float
@@ -203,11 +260,12 @@ class Report:
 
 
 class _Listener:
-    """One interface's socket and its watched addresses."""
+    """One interface's socket for one IP version, and the interface's MAC."""
 
-    def __init__(self, sock: socket.socket, own_mac: bytes) -> None:
+    def __init__(self, sock: socket.socket, own_mac: bytes, version: int) -> None:
         self.sock = sock
         self.own_mac = own_mac
+        self.version = version
 
 
 class ConflictWatch:
@@ -232,8 +290,9 @@ class ConflictWatch:
         # it; the engine keeps nothing in service because of it), set by the engine.
         self.peer_macs: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._watched: dict[str, dict[bytes, ipaddress.IPv4Address]] = {}
-        self._listeners: dict[str, _Listener] = {}
+        self._watched: dict[str, dict[bytes, IPAddress]] = {}
+        self._counts: dict[tuple[str, int], int] = {}  # (interface, version) -> addresses
+        self._listeners: dict[tuple[str, int], _Listener] = {}
         self._conflicts = Conflicts()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -246,13 +305,15 @@ class ConflictWatch:
     # -- what to watch (any thread) --------------------------------------------------
 
     def watch(self, ifname: str, address: IPAddress) -> None:
-        """Listen for others sending `address` on `ifname` (IPv6: ignored for now)."""
-        if address.version != 4:
-            return
+        """Listen for others sending `address` on `ifname`."""
         with self._lock:
-            new = ifname not in self._watched
             mine = self._watched.setdefault(ifname, {})
+            if address.packed in mine:
+                return
             mine[address.packed] = address
+            where = (ifname, address.version)
+            new = where not in self._counts
+            self._counts[where] = self._counts.get(where, 0) + 1
             start = self._thread is None and not self._closed
         if start:
             self._start()
@@ -264,31 +325,33 @@ class ConflictWatch:
         conflict in course is forgotten, and no defence of them leaves afterwards."""
         with self._lock:
             mine = self._watched.get(ifname)
+            emptied = False
             for address in addresses:
-                if mine is not None:
-                    mine.pop(address.packed, None)
-                if address.version == 4:
-                    self._conflicts.drop((ifname, address))
-            emptied = mine is not None and not mine
-            if emptied:
+                self._conflicts.drop((ifname, address))
+                if mine is None or mine.pop(address.packed, None) is None:
+                    continue
+                where = (ifname, address.version)
+                self._counts[where] -= 1
+                if not self._counts[where]:
+                    del self._counts[where]
+                    emptied = True
+            if mine is not None and not mine:
                 del self._watched[ifname]
         if emptied:
             self._poke()  # a socket to close
 
-    def active(self, ifname: str, address: object) -> Conflict | None:
+    def active(self, ifname: str, address: IPAddress) -> Conflict | None:
         """The conflict in course for `address` on `ifname`, if any."""
-        if not isinstance(address, ipaddress.IPv4Address):
-            return None
         with self._lock:
             return self._conflicts.get((ifname, address))
 
-    def watched(self) -> dict[str, set[ipaddress.IPv4Address]]:
+    def watched(self) -> dict[str, set[IPAddress]]:
         """The addresses watched, by interface."""
         with self._lock:
             return {i: set(m.values()) for i, m in self._watched.items()}
 
-    def listening(self) -> set[str]:
-        """The interfaces with a socket open now."""
+    def listening(self) -> set[tuple[str, int]]:
+        """The (interface, IP version) pairs with a socket open now."""
         with self._lock:
             return set(self._listeners)
 
@@ -321,35 +384,42 @@ class ConflictWatch:
         return float(self.tunables.get("DEFEND_INTERVAL"))
 
     def _sync(self, enabled: bool) -> None:
-        """Sockets open for exactly the interfaces with watched addresses (none when off)."""
+        """Sockets open for exactly the (interface, version) pairs with watched
+        addresses (none when off)."""
         with self._lock:
-            wanted = set(self._watched) if enabled and not self._closed else set()
+            wanted = set(self._counts) if enabled and not self._closed else set()
             have = set(self._listeners)
-        for ifname in have - wanted:
+        for where in have - wanted:
             with self._lock:
-                gone = self._listeners.pop(ifname)
+                gone = self._listeners.pop(where)
             threading.Thread(
                 target=gone.sock.close, name="close-packet-socket", daemon=True
             ).start()
-        for ifname in wanted - have:
+        for ifname, version in sorted(wanted - have):
             try:
-                listener = self._open(ifname)
+                listener = self._open(ifname, version)
             except OSError as exc:
-                log.warning("conflict detection on %s: %s; trying again later", ifname, exc)
+                log.warning(
+                    "conflict detection on %s (IPv%d): %s; trying again later", ifname, version, exc
+                )
                 continue
             with self._lock:
-                self._listeners[ifname] = listener
+                self._listeners[(ifname, version)] = listener
 
-    def _open(self, ifname: str) -> _Listener:
+    def _open(self, ifname: str, version: int) -> _Listener:
         # Protocol 0 until the filter is on: nothing unfiltered is queued meanwhile.
         sock = self.make_socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             sock.bind((ifname, 0))
             own_mac = sock.getsockname()[4]
-            attach_filter(sock, bpf_not_from(own_mac))
-            sock.bind((ifname, packets.ETH_P_ARP))
+            if version == 4:
+                attach_filter(sock, bpf_not_from(own_mac))
+                sock.bind((ifname, packets.ETH_P_ARP))
+            else:
+                attach_filter(sock, bpf6_not_from(own_mac))
+                sock.bind((ifname, packets.ETH_P_IPV6))
             sock.setblocking(False)
-            return _Listener(sock, own_mac)
+            return _Listener(sock, own_mac, version)
         except BaseException:
             sock.close()
             raise
@@ -368,9 +438,7 @@ class ConflictWatch:
             interval = self._interval()
             self._expire(now, interval)
             with self._lock:
-                by_fd = {
-                    lis.sock.fileno(): (ifname, lis) for ifname, lis in self._listeners.items()
-                }
+                by_fd = {lis.sock.fileno(): (w[0], lis) for w, lis in self._listeners.items()}
                 end = self._conflicts.next_end(interval)
             until = min(next_sync, end) if end is not None else next_sync
             try:
@@ -396,8 +464,8 @@ class ConflictWatch:
             except OSError as exc:  # the interface went away: open again at the next sync
                 log.info("conflict detection on %s: %s", ifname, exc)
                 with self._lock:
-                    if self._listeners.get(ifname) is listener:
-                        del self._listeners[ifname]
+                    if self._listeners.get((ifname, listener.version)) is listener:
+                        del self._listeners[(ifname, listener.version)]
                 threading.Thread(
                     target=listener.sock.close, name="close-packet-socket", daemon=True
                 ).start()
