@@ -195,11 +195,12 @@ def rogue_duplicate(
     node: Node, address: str, seconds: float, interval: float = 0.5, ifname: str = "eth0"
 ) -> Iterator[RogueReport]:
     """A host on the LAN takes `address` while a server holds it: configured on `node`'s
-    `ifname` (/32: no route changes) and announced by gratuitous ARP every `interval`
-    for `seconds` at most (the project's own frames, from a packet socket in `node`'s
+    `ifname` (/32 or /128: no route changes; IPv6 without DAD) and announced every
+    `interval` for `seconds` at most, by gratuitous ARP or unsolicited neighbour
+    advertisement (the project's own frames, from a packet socket in `node`'s
     namespace), from entering the `with` until `seconds` pass or the block ends;
-    removed on leaving. IPv4 only. Yields what was sent."""
-    vip = ipaddress.IPv4Address(address)
+    removed on leaving. Yields what was sent."""
+    vip = ipaddress.ip_address(address)
     if not 0 < seconds <= 120 or not 0.01 <= interval <= seconds:
         raise ValueError(f"seconds/interval: {seconds}/{interval} out of bounds")
     sock = ns.socket_in(node.namespace, socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -207,7 +208,7 @@ def rogue_duplicate(
     done = threading.Event()
 
     def announce() -> None:
-        sock.bind((ifname, packets.ETH_P_ARP))
+        sock.bind((ifname, packets.ETH_P_ARP if vip.version == 4 else packets.ETH_P_IPV6))
         frame = packets.announcement(sock.getsockname()[4], vip)
         deadline = time.monotonic() + seconds
         for _ in range(int(seconds / interval) + 1):
@@ -234,11 +235,13 @@ def rogue_duplicate(
         report.left = time.monotonic()
 
 
-def _address(node: Node, ifname: str, vip: ipaddress.IPv4Address, op: str) -> None:
+def _address(node: Node, ifname: str, vip: packets.IPAddress, op: str) -> None:
     def change() -> None:
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=ifname)[0]
-            ipr.addr(op, index=index, address=str(vip), prefixlen=32)
+            nodad = 0x02 if vip.version == 6 and op == "add" else 0  # usable at once
+            bits = vip.max_prefixlen
+            ipr.addr(op, index=index, address=str(vip), prefixlen=bits, flags=nodad)
 
     ns.call_in(node.namespace, change)
 
