@@ -329,3 +329,35 @@ def test_only_a_resource_the_conflict_kept_isu_goes_back_to_isp_when_it_ends() -
     admin = "restore-and-recover disabled: no longer checked, address left as it is"
     assert not engine_conflicts.on_ended(ResourceState.ISU, admin, again=False)
     assert not engine_conflicts.on_ended(ResourceState.OSU, kept, again=False)
+
+
+def test_a_peer_in_a_split_brain_is_neither_defended_against_nor_reclaimed_from(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "tunables"
+    path.write_text("DEFEND_INTERVAL=0.2\n")
+    path.chmod(0o600)
+    made: list[FakePacketSocket] = []
+
+    def make_socket(family: int, kind: int, proto: int) -> Any:
+        made.append(FakePacketSocket(OURS))
+        return made[-1]
+
+    announced: list[Any] = []
+    reports: list[conflict.Report] = []
+    watch = conflict.ConflictWatch(
+        Tunables(path),
+        lambda i, a: announced.append(a),
+        make_socket=make_socket,  # type: ignore[arg-type]
+    )
+    watch.on_report = reports.append
+    watch.peer_macs["02:49:4b:00:00:01"] = "s2"  # as the engine learns it
+    try:
+        watch.watch("eth0", VIP)
+        wait_until(lambda: watch.listening() == {("eth0", 4)}, 2, message="a socket on eth0")
+        made[0].theirs.send(packets.announcement(ROGUE, VIP))
+        wait_until(lambda: len(reports) == 2, 3, message="the conflict began and ended")
+        assert [r.kind for r in reports] == ["began", "ended"] and not reports[1].reclaimed
+        assert made[0].sent == [] and announced == []  # the cluster resolves it
+    finally:
+        watch.close()

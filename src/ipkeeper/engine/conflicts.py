@@ -99,8 +99,10 @@ class ConflictGuard:
 
         self.kit.conflicts.on_report = tell
         self.engine.repo.listeners.append(self.state_changed)
-        for rid in self.engine.repo.local_states():
+        for rid, st in self.engine.repo.local_states().items():
             self.state_changed(rid)
+            if on_ended(st.state, st.reason, again=False):
+                self._spawn(self._resume(rid))
         return self
 
     def state_changed(self, rid: str) -> None:
@@ -177,8 +179,8 @@ class ConflictGuard:
                     EVENT,
                     f"address conflict: {report.address} also announced by {report.mac} "
                     f"({peer}, a server of this cluster) on {report.ifname}: a split brain, "
-                    f"which the cluster resolves (the worse priority gives it up); announcing "
-                    f"it at most once per DEFEND_INTERVAL ({interval:g}s) meanwhile",
+                    f"which the cluster resolves (the worse priority gives it up, the winner "
+                    f"announces it); not defended further",
                     tag=tag,
                     mac=report.mac,
                     server=peer,
@@ -208,11 +210,15 @@ class ConflictGuard:
                 return
             tag = rec.tag_on(engine.server)
             interval = engine.tunables.get("DEFEND_INTERVAL")
-            how = (
-                f"reclaimed (announced again on {report.ifname})"
-                if report.reclaimed
-                else "not reclaimed (no longer held here)"
-            )
+            peer = self.kit.conflicts.peer_macs.get(report.mac)
+            if report.reclaimed:
+                how = f"reclaimed (announced again on {report.ifname})"
+            elif peer is not None:
+                how = (
+                    f"{peer} is a server of this cluster: the split brain's resolution announces it"
+                )
+            else:
+                how = "not reclaimed (no longer held here)"
             engine.events.add(
                 EVENT,
                 f"address conflict ended: {report.address} not announced by {report.mac} for "
@@ -221,23 +227,44 @@ class ConflictGuard:
                 tag=tag,
                 mac=report.mac,
             )
-            async with engine.locks.hold(lambda: engine.hierarchy_of(rid)):
-                st = engine.repo.local_state(rid)
-                if st is None or not on_ended(st.state, st.reason, rid in self.active):
-                    return
-                result = await engine.act(rec, "quick_check")
-                st = engine.repo.local_state(rid)
-                if st is None or not on_ended(st.state, st.reason, rid in self.active):
-                    return
-                done = f"{PREFIX} with {report.mac} ended: reclaimed"
-                why = (
-                    f"{done}; {result.reason}"
-                    if result.ok
-                    else f"{done}; the check fails ({result.reason}): handled as any failure"
-                )
-                engine.record(rec, ResourceState.ISP, EVENT, why)
+            await self._back(rid, f"{PREFIX} with {report.mac} ended: {how}")
         except Exception:
             log.exception("ending the address conflict of %s failed", rid)
+
+    async def _back(self, rid: str, done: str) -> None:
+        """ISP again for a resource the conflict kept ISU, after a check now."""
+        engine = self.engine
+        rec = engine.repo.resource(rid)
+        if rec is None:
+            return
+        async with engine.locks.hold(lambda: engine.hierarchy_of(rid)):
+            st = engine.repo.local_state(rid)
+            if st is None or not on_ended(st.state, st.reason, rid in self.active):
+                return
+            result = await engine.act(rec, "quick_check")
+            st = engine.repo.local_state(rid)
+            if st is None or not on_ended(st.state, st.reason, rid in self.active):
+                return
+            why = (
+                f"{done}; {result.reason}"
+                if result.ok
+                else f"{done}; the check fails ({result.reason}): handled as any failure"
+            )
+            engine.record(rec, ResourceState.ISP, EVENT, why)
+
+    async def _resume(self, rid: str) -> None:
+        """A resource recorded ISU by a conflict before this daemon started: back to ISP
+        once DEFEND_INTERVAL has passed here with no conflict over its address."""
+        await asyncio.sleep(float(self.engine.tunables.get("DEFEND_INTERVAL")))
+        try:
+            rec = self.engine.repo.resource(rid)
+            if rec is None or rid in self.active or self.conflict_of(rid) is not None:
+                return  # gone, or a conflict again: its end brings it back
+            announced = await self.engine.act_many([rec], "announce")
+            how = "reclaimed" if announced[0].ok else "not announced again"
+            await self._back(rid, f"{PREFIX} not seen since this daemon started: {how}")
+        except Exception:
+            log.exception("resuming %s after a conflict failed", rid)
 
     def conflict_of(self, rid: str) -> Conflict | None:
         """The conflict in course for `rid`'s address, if any (for views)."""

@@ -287,7 +287,7 @@ class ConflictWatch:
         self.clock = clock
         self.on_report: Callable[[Report], None] | None = None
         # MACs found to be servers of this cluster (a split brain: the cluster resolves
-        # it; the engine keeps nothing in service because of it), set by the engine.
+        # it; no defence beyond the first, no reclaim, nothing kept), set by the engine.
         self.peer_macs: dict[str, str] = {}
         self._lock = threading.Lock()
         self._watched: dict[str, dict[bytes, IPAddress]] = {}
@@ -482,7 +482,7 @@ class ConflictWatch:
             if self.still_held is not None and not self.still_held(ifname, address):
                 return
             seen = self._conflicts.saw((ifname, address), mac, self.clock(), interval)
-            if seen.defend:
+            if seen.defend and mac not in self.peer_macs:
                 # Under the lock: unwatch() returns only once no defence can leave.
                 with contextlib.suppress(OSError):
                     listener.sock.send(packets.announcement(listener.own_mac, address))
@@ -502,6 +502,9 @@ class ConflictWatch:
             held = self.still_held is None or self.still_held(c.ifname, c.address)
             with self._lock:
                 held = held and c.address.packed in self._watched.get(c.ifname, {})
+                # A split brain with a peer is over when the cluster resolved it, and
+                # the winner announces then: reclaiming here too would fight it.
+                held = held and c.mac not in self.peer_macs
             if held:
                 try:
                     self.announce(c.ifname, [c.address])
