@@ -2,7 +2,9 @@
 
 A rogue host on the LAN (the lab's router, so that the client's neighbour
 cache is the witness) takes the VIP and announces it (gratuitous ARPs; for
-IPv6 unsolicited neighbour advertisements) every 0.5 s for 5 s. The holder
+IPv6 unsolicited neighbour advertisements) every 0.5 s for ROGUE_SECONDS,
+longer than the bring-up's second burst of announcements (5 s after it), so
+that when the rogue leaves the client's cache still points at it. The holder
 must report a conflict naming the rogue's MAC, defend the address (RFC 5227
 section 2.4), keep it (never hand it to the backup, whose unique-address
 check would refuse it), and once the rogue is gone announce it again, so that
@@ -26,6 +28,7 @@ from ipkeeper.testing.ownership import OwnershipSampler
 pytestmark = pytest.mark.lab
 
 RECLAIM_SLACK = 4.0  # the listener's wake-up, the announcement, the client's cache
+ROGUE_SECONDS = 8.0
 
 
 def rogue_case(
@@ -44,7 +47,7 @@ def rogue_case(
     assert neighbour_mac(client, vip) == s1_mac
     namespaces = {name: lab.node(name).namespace for name in ("s1", "s2")}
     with OwnershipSampler(namespaces, [vip]) as sampler:
-        with faults.rogue_duplicate(rogue, vip, seconds=5.0, interval=0.5) as sent:
+        with faults.rogue_duplicate(rogue, vip, seconds=ROGUE_SECONDS, interval=0.5) as sent:
             wait_until(
                 lambda: any(
                     "address conflict:" in e["message"] and sent.mac in e["message"]
@@ -63,6 +66,9 @@ def rogue_case(
                 r["servers"]["s1"]["reason"] for r in s1.status()["resources"] if r["tag"] == tag
             )
             assert "address conflict with" in reason and "defending" in reason, reason
+        # Nothing of s1's left since the rogue's last frame (one defence per interval, the
+        # bring-up's bursts long over): what turns the client back is the reclaim.
+        assert neighbour_mac(client, vip) == sent.mac
         wait_until(
             lambda: neighbour_mac(client, vip) == s1_mac,
             interval + RECLAIM_SLACK + (sent.left - sent.last),
