@@ -426,34 +426,42 @@ class ConflictWatch:
 
     def _run(self) -> None:
         name_this_thread()
-        next_sync = 0.0
+        state = {"next_sync": 0.0}
         while True:
             with self._lock:
                 if self._closed:
                     break
-            now = self.clock()
-            if now >= next_sync:
-                self._sync(bool(self.tunables.get("IP_CONFLICT_DETECT")))
-                next_sync = now + RECHECK
-            interval = self._interval()
-            self._expire(now, interval)
-            with self._lock:
-                by_fd = {lis.sock.fileno(): (w[0], lis) for w, lis in self._listeners.items()}
-                end = self._conflicts.next_end(interval)
-            until = min(next_sync, end) if end is not None else next_sync
             try:
-                ready, _, _ = select.select([self._wake_r, *by_fd], [], [], max(0.0, until - now))
-            except (OSError, ValueError):
-                next_sync = 0.0
-                continue
-            if self._wake_r in ready:
+                self._turn(state)
+            except Exception:  # a bug must not end detection for good
+                log.exception("conflict detection failed; going on in a second")
+                time.sleep(1.0)
+        self._sync(False)
+
+    def _turn(self, state: dict[str, float]) -> None:
+        """One wait for frames, a wake-up or the next conflict's end, and what follows."""
+        now = self.clock()
+        if now >= state["next_sync"]:
+            self._sync(bool(self.tunables.get("IP_CONFLICT_DETECT")))
+            state["next_sync"] = now + RECHECK
+        interval = self._interval()
+        self._expire(now, interval)
+        with self._lock:
+            by_fd = {lis.sock.fileno(): (w[0], lis) for w, lis in self._listeners.items()}
+            end = self._conflicts.next_end(interval)
+        until = min(state["next_sync"], end) if end is not None else state["next_sync"]
+        poller = select.poll()  # no FD_SETSIZE limit, unlike select()
+        poller.register(self._wake_r, select.POLLIN)
+        for fd in by_fd:
+            poller.register(fd, select.POLLIN)
+        ready = poller.poll(max(0.0, until - now) * 1000.0)
+        for fd, _events in ready:
+            if fd == self._wake_r:
                 with contextlib.suppress(OSError):
                     os.read(self._wake_r, 4096)
-                next_sync = 0.0  # something changed: open or close sockets now
-            for fd in ready:
-                if fd in by_fd:
-                    self._drain(*by_fd[fd], interval)
-        self._sync(False)
+                state["next_sync"] = 0.0  # something changed: open or close sockets now
+            elif fd in by_fd:
+                self._drain(*by_fd[fd], interval)
 
     def _drain(self, ifname: str, listener: _Listener, interval: float) -> None:
         for _ in range(DRAIN):
