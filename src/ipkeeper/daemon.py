@@ -30,6 +30,7 @@ from ipkeeper.cluster.service import ClusterService
 from ipkeeper.config import daemon as daemon_config
 from ipkeeper.config.tunables import Tunables
 from ipkeeper.engine import guard
+from ipkeeper.engine.conflicts import ConflictGuard
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.failover import Failover
 from ipkeeper.engine.monitor import Monitor
@@ -278,6 +279,7 @@ async def run(
         service.mark_ready()
     monitor = Monitor(engine, on_failure=failover.local_failure if failover else None)
     watch_host(engine, monitor)
+    ConflictGuard(engine).start(loop)  # others announcing a VIP held here (issue 11, item 9)
     engine.metrics.watch(engine)
     apis, tcp = api_servers(config, engine, service.node.key if service else None)
     tasks.append(asyncio.create_task(monitor.run(stop), name="monitor"))

@@ -101,6 +101,17 @@ class Metrics:
             ["peer", "state"],
             registry=self.registry,
         )
+        self.address_conflicts = Counter(
+            "ipkeeper_address_conflicts",
+            "Address conflicts seen while in service: another MAC announcing a VIP held here",
+            ["tag"],
+            registry=self.registry,
+        )
+        self.address_conflicts_active = Gauge(
+            "ipkeeper_address_conflicts_active",
+            "Resources in an address conflict now (defended, not handed over)",
+            registry=self.registry,
+        )
         self._tags: set[str] = set()
         self._engine: Engine | None = None
 
@@ -146,11 +157,13 @@ class Metrics:
             if rec.instance(engine.server) is not None
         }
         for tag in tags - self._tags:
+            self.address_conflicts.labels(tag)
             for result in RESULTS:
                 self.recoveries.labels(tag, result)
                 for role in ROLES:
                     self.failovers.labels(tag, role, result)
         for tag in self._tags - tags:
+            self.address_conflicts.remove(tag)
             for result in RESULTS:
                 self.recoveries.remove(tag, result)
                 for role in ROLES:

@@ -154,6 +154,22 @@ TUNABLES: dict[str, Tunable] = {
             "garp_master_delay); 0: none (R7)",
         ),
         Tunable(
+            "IP_CONFLICT_DETECT",
+            True,
+            _bool01,
+            "0/1",
+            "1: listen for other hosts announcing a VIP held here (an address conflict), "
+            "defend it and report it; 0: no listener",
+        ),
+        Tunable(
+            "DEFEND_INTERVAL",
+            10.0,
+            _number(float, 0.1, 3600),
+            "s",
+            "RFC 5227's DEFEND_INTERVAL: at most one defensive announcement per address this "
+            "often; a conflict ends once no conflicting ARP came for this long",
+        ),
+        Tunable(
             "CHECK_INTERVAL",
             1.0,
             _number(float, 0.1, 3600),

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Iterable
 from typing import Protocol
 
-from ipkeeper.engine import decide
+from ipkeeper.engine import conflicts, decide
 from ipkeeper.engine.core import Engine
 from ipkeeper.engine.noresponder import NoResponder
 from ipkeeper.model.states import KitResult, ResourceState
@@ -282,6 +282,8 @@ class Monitor:
             if not (st.state is ResourceState.ISP or (kept and st.state is ResourceState.ISU)):
                 return
             tag = rec.tag_on(engine.server)
+            if conflicts.keep_in_conflict(engine, rec, result):
+                return  # another host announces the address: defended, kept ISU here
             now = time.monotonic()
             if kept and decide.no_responder(result):
                 await self._still_unanswered(rec, ids, result)

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyroute2 import IPRoute
 
+from ipkeeper.kits.ip import packets
 from ipkeeper.lab import control, daemons
 from ipkeeper.lab import netns as ns
 from ipkeeper.lab.topology import COMM_PORT, SWITCH_NS, Node, Topology, veth_name
@@ -249,3 +255,73 @@ def normal_disk(node: Node) -> None:
         stale.unlink()
     copy.rename(state_dir(node) / "ipkeeper.db")
     daemons.start(node)
+
+
+# -- a rogue duplicate (issue 11, item 9) --------------------------------------------------
+
+
+@contextlib.contextmanager
+def rogue_duplicate(
+    node: Node, address: str, seconds: float, interval: float = 0.5, ifname: str = "eth0"
+) -> Iterator[RogueReport]:
+    """A host on the LAN takes `address` while a server holds it: configured on `node`'s
+    `ifname` (/32 or /128: no route changes; IPv6 without DAD) and announced every
+    `interval` for `seconds` at most, by gratuitous ARP or unsolicited neighbour
+    advertisement (the project's own frames, from a packet socket in `node`'s
+    namespace), from entering the `with` until `seconds` pass or the block ends;
+    removed on leaving. Yields what was sent."""
+    vip = ipaddress.ip_address(address)
+    if not 0 < seconds <= 120 or not 0.01 <= interval <= seconds:
+        raise ValueError(f"seconds/interval: {seconds}/{interval} out of bounds")
+    sock = ns.socket_in(node.namespace, socket.AF_PACKET, socket.SOCK_RAW, 0)
+    report = RogueReport(mac=node.port(ifname).mac)
+    done = threading.Event()
+
+    def announce() -> None:
+        sock.bind((ifname, packets.ETH_P_ARP if vip.version == 4 else packets.ETH_P_IPV6))
+        frame = packets.announcement(sock.getsockname()[4], vip)
+        deadline = time.monotonic() + seconds
+        for _ in range(int(seconds / interval) + 1):
+            if done.is_set() or time.monotonic() >= deadline:
+                break
+            sock.send(frame)
+            report.sent += 1
+            report.last = time.monotonic()
+            done.wait(interval)
+
+    _address(node, ifname, vip, "add")
+    thread = threading.Thread(target=announce, name="rogue-duplicate", daemon=True)
+    try:
+        report.first = time.monotonic()
+        thread.start()
+        yield report
+        thread.join(seconds + 5)
+    finally:
+        done.set()
+        thread.join(5)
+        sock.close()
+        with contextlib.suppress(Exception):
+            _address(node, ifname, vip, "del")
+        report.left = time.monotonic()
+
+
+def _address(node: Node, ifname: str, vip: packets.IPAddress, op: str) -> None:
+    def change() -> None:
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=ifname)[0]
+            nodad = 0x02 if vip.version == 6 and op == "add" else 0  # usable at once
+            bits = vip.max_prefixlen
+            ipr.addr(op, index=index, address=str(vip), prefixlen=bits, flags=nodad)
+
+    ns.call_in(node.namespace, change)
+
+
+@dataclass
+class RogueReport:
+    """What `rogue_duplicate` did: its MAC, the frames sent, when (monotonic seconds)."""
+
+    mac: str
+    sent: int = 0
+    first: float = 0.0
+    last: float = 0.0
+    left: float = 0.0

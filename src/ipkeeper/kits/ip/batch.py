@@ -212,6 +212,7 @@ def _check_once(kit: IPKit, specs: list[IPSpec]) -> list[KitResult]:
 def _take_down(kit: IPKit, specs: list[IPSpec]) -> list[str | None]:
     for ifname, mine in _by_interface(specs).items():
         kit.announcer.forget(ifname, [s.address for s in mine])
+        kit.conflicts.unwatch(ifname, [s.address for s in mine])
     try:
         kit.undo_sources(specs)
     except netlink.NetlinkFailure as exc:

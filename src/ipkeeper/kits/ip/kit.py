@@ -9,6 +9,7 @@ from ipkeeper.kits.base import KitDescription, Parameter
 from ipkeeper.kits.ip import batch, netlink, packets
 from ipkeeper.kits.ip.announce import Announcer
 from ipkeeper.kits.ip.check import HealthCheck, PingLists
+from ipkeeper.kits.ip.conflict import ConflictWatch
 from ipkeeper.kits.ip.interfaces import InterfaceInfo
 from ipkeeper.kits.ip.params import IPAddress, IPInterface, IPNetwork, IPSpec
 from ipkeeper.model.resource import Instance
@@ -36,6 +37,11 @@ class IPKit:
         self.host = host  # the host's links and addresses in memory, when the daemon keeps them
         self.check = HealthCheck(tunables, ping_lists, host)
         self.announcer = Announcer(tunables, host.has_address if host else None)
+        # Others announcing a VIP held here (kits/ip/conflict.py); the engine says what to
+        # watch (engine/conflicts.py), a take-down stops it before the address goes.
+        self.conflicts = ConflictWatch(
+            tunables, self.announcer.announce, host.has_address if host else None
+        )
         self._specs: dict[str, tuple[object, IPSpec]] = {}
 
     def spec(self, instance: Instance) -> IPSpec:
@@ -107,6 +113,10 @@ class IPKit:
         """This kit added (or deleted) the VIP: the in-memory copy knows at once."""
         if self.host is not None:
             self.host.noted(spec.interface, spec.cidr, present)
+
+    def neighbour_addresses(self, mac: str) -> list[IPAddress]:
+        """The addresses the host's neighbour tables give `mac` (whose is a MAC?)."""
+        return netlink.neighbour_addresses(mac)
 
     def holders(self, specs: list[IPSpec]) -> dict[IPAddress, str]:
         """R6 for many addresses at once: those another host answers for, with its MAC."""

@@ -651,3 +651,14 @@ class HostNet:
                     self._note(index, msg.iface, present)
                     changes.append(HostChange(name, msg.iface.ip, present))
         return changes
+
+
+def neighbour_addresses(mac: str) -> list[IPAddress]:
+    """The addresses this host's neighbour tables map to `mac` (to say whose a MAC is)."""
+    found: list[IPAddress] = []
+    with IPRoute() as ipr:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for entry in ipr.get_neighbours(family=family):
+                if str(entry.get("lladdr") or "").lower() == mac.lower() and entry.get("dst"):
+                    found.append(ipaddress.ip_address(str(entry.get("dst"))))
+    return found
