@@ -5,7 +5,12 @@
 Two VIPs (one at home on s1, one on s2 with automatic switchback), each
 extended to every server. Each step injects a random fault or repair (crash
 and return, a cable pulled and put back, a daemon killed and restarted, a
-switchover, an administrator's out-of-service while a server is down),
+switchover, an administrator's out-of-service while a server is down; and
+issue 11's campaign: a daemon paused for 2 s, a LAN cable flapping ten times,
+a database wiped and the daemon restarted, the state directory's disk full
+until the next step, a rogue host announcing a VIP for 3 s, nobody on the LAN
+answering pings for 3 s, and with three servers or more a partial partition,
+two servers cut from each other at layer 2 until the next step),
 waits for the cluster to settle, and checks: no VIP answered by two
 reachable servers, every VIP held somewhere while a server that can hold it
 is up (none that was taken out of service), and the servers' stores

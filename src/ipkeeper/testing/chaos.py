@@ -60,13 +60,15 @@ def check(
 FAULTS = (
     "crash", "cut LAN cable", "cut both cables", "kill daemon", "switch over",
     # issue 11's campaign: one-shot faults (over before the invariants are checked) ...
-    "pause daemon", "flap LAN cable", "wipe database",
+    "pause daemon", "flap LAN cable", "wipe database", "rogue duplicate", "no responder",
     # ... and lasting ones, repaired at the next step
     "fill disk",
 )  # fmt: skip
 PARTIAL = "partial partition"  # with three servers or more: this one and the next cut apart
 OUT_OF_SERVICE = "out of service"  # by an administrator, while the other server is down
 PAUSE = 2.0  # seconds a paused daemon stays stopped (SIGSTOP) before it is continued
+ROGUE = 3.0  # seconds a rogue host on the LAN announces a VIP as its own
+SILENCE = 3.0  # seconds nobody on the LAN answers a ping
 SMALL_DISK = 8 << 20  # bytes of the tmpfs a "fill disk" puts the state directory on
 
 Undo = Callable[[], None]
@@ -117,9 +119,16 @@ def _fill(lab: Topology, name: str) -> Undo:
     return undo
 
 
-def _campaign(lab: Topology, action: str, name: str, rng: random.Random) -> bool:
-    """Inject one of the campaign's faults (issue 11); False when `action` is another."""
-    if action == "pause daemon":
+def _campaign(lab: Topology, action: str, name: str, rng: random.Random, vip: str) -> bool:
+    """Inject one of the campaign's faults (issue 11); False when `action` is another.
+    (A rogue duplicate and a silent LAN concern the LAN, not server `name`.)"""
+    if action == "rogue duplicate":
+        with faults.rogue_duplicate(lab.node("client"), vip, ROGUE):
+            time.sleep(ROGUE)  # the rogue's announcements
+    elif action == "no responder":
+        with faults.no_responder(lab):
+            time.sleep(SILENCE)  # nobody answers a ping meanwhile
+    elif action == "pause daemon":
         _pause(name, daemons.pid(lab.node(name)))
     elif action == "flap LAN cable":
         _flap(lab, name, rng)
@@ -155,7 +164,7 @@ def inject(
     """Do `action` to server `name`, and note what it leaves cut off, dead or stopped
     (or, for a lasting fault that leaves it up and reachable, how to end it)."""
     node = lab.node(name)
-    if _campaign(lab, action, name, rng or random.Random(0)):
+    if _campaign(lab, action, name, rng or random.Random(0), vip):
         return
     if action == "crash":
         faults.crash(node)
