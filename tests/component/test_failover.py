@@ -3,24 +3,13 @@ fake clock: the cluster's decisions end to end, in milliseconds (no namespaces, 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from ipkeeper.testing.fakes import ComponentCluster
 
 MAJORITY = "QUORUM=majority\nQUORUM_RELEASE=2\nQUORUM_GRACE=1\n"
-
-
-@pytest_asyncio.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[ComponentCluster]:
-    cluster = await ComponentCluster.start(tmp_path, ["s1", "s2"])
-    cluster.define("vip", {"s1": 1, "s2": 10})
-    await cluster.bring_up("s1", "vip")
-    yield cluster
-    await cluster.close()
 
 
 @pytest.mark.asyncio

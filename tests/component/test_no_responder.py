@@ -5,26 +5,15 @@ service unprotected (ISU) until a responder answers again."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from ipkeeper.engine import noresponder
 from ipkeeper.engine.views import status
 from ipkeeper.testing.fakes import ComponentCluster
 
 KEPT = "kept in service unprotected: no responder on 198.18.0.0/24 from any server (s1, s2)"
-
-
-@pytest_asyncio.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[ComponentCluster]:
-    cluster = await ComponentCluster.start(tmp_path, ["s1", "s2"])
-    cluster.define("vip", {"s1": 1, "s2": 10})
-    await cluster.bring_up("s1", "vip")
-    yield cluster
-    await cluster.close()
 
 
 def reasons(cluster: ComponentCluster, server: str) -> list[str]:
