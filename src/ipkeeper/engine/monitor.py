@@ -106,6 +106,10 @@ class Monitor:
         )
         if st is None or not checked or st.pending is not None:
             self.next_due.pop(rid, None)
+            # A link-down seen during an earlier time in service says nothing about the
+            # next one: kept, it would let a new link-down act at once, without waiting
+            # LINK_DEBOUNCE (seen as 46 ms link failovers after a first one of 348 ms).
+            self.link_down.pop(rid, None)
         elif rid not in self.next_due:
             self._due([rid], self._next_slot(time.monotonic()))
 
